@@ -1,0 +1,1 @@
+//! The wasmtime embedding that runs Trace user components.

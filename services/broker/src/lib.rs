@@ -1,0 +1,1 @@
+//! Task-scoped object-storage credentials.

@@ -1,0 +1,1 @@
+//! Jobs, tasks, leases and the outbox.

@@ -1,0 +1,1 @@
+//! Chain ingest into Postgres and the Parquet lake.

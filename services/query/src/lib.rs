@@ -1,0 +1,1 @@
+//! Read-only SQL over chain data and user datasets.

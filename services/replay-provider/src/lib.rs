@@ -1,0 +1,1 @@
+//! A JSON-RPC provider that serves recorded mainnet data.

@@ -1,0 +1,1 @@
+//! Drains dataset buffers into Postgres data.

@@ -1,0 +1,1 @@
+//! Runs user components for tasks.
