@@ -20,3 +20,6 @@ pub async fn migrate_state(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateEr
 pub async fn migrate_data(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     sqlx::migrate!("../../migrations/data").run(pool).await
 }
+
+pub mod cluster;
+pub mod testing;

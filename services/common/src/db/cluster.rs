@@ -1,0 +1,187 @@
+//! A private Postgres cluster under a data directory, started with the local
+//! PostgreSQL server binaries.
+//!
+//! `trace dev` and the tests use this so that nothing outside the data
+//! directory is touched: the cluster listens on loopback only, with its
+//! socket inside the directory, and trusts local connections (it is a
+//! development database, never a production one).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A failure to find, initialise or start the cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// No `initdb`/`pg_ctl` on `PATH` or under `/usr/lib/postgresql/*/bin`.
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under \
+         /usr/lib/postgresql; run `scripts/install-deps.sh` or install postgresql"
+    )]
+    BinariesMissing,
+    /// A command could not be run or exited with an error.
+    #[error("`{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+    /// The server did not accept connections in time.
+    #[error("postgres on port {port} did not become ready within {seconds} s")]
+    NotReady { port: u16, seconds: u64 },
+}
+
+/// A running (or stopped) cluster under `dir`.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    stop_on_drop: bool,
+}
+
+impl Cluster {
+    /// Initialises the cluster under `dir` if needed and starts it on `port`.
+    /// If one is already running there it is reused.
+    pub fn start(dir: &Path, port: u16) -> Result<Self, ClusterError> {
+        let bin = find_binaries()?;
+        let data = dir.join("data");
+        std::fs::create_dir_all(dir).map_err(|e| cmd_err("create data directory", e))?;
+        if !data.join("PG_VERSION").exists() {
+            run(Command::new(bin.join("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])
+                .args(["--locale", "C"]))?;
+        }
+        let cluster = Self { dir: dir.to_path_buf(), bin, port, stop_on_drop: false };
+        if !cluster.is_running() {
+            let opts = format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+                 -c max_connections=200 -c shared_buffers=128MB",
+                dir.display()
+            );
+            run(Command::new(cluster.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("postgres.log"))
+                .args(["-o", &opts, "-w", "-t", "60", "start"]))?;
+        }
+        cluster.wait_ready(Duration::from_secs(60))?;
+        Ok(cluster)
+    }
+
+    /// Stops the server when this value is dropped (for tests).
+    pub fn stop_on_drop(mut self) -> Self {
+        self.stop_on_drop = true;
+        self
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection URL for `database` as the `postgres` superuser.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates `database` unless it exists.
+    pub fn create_database(&self, database: &str) -> Result<(), ClusterError> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args(["-d", "postgres", "-tAc"])
+            .arg(format!("select 1 from pg_database where datname = '{database}'"))
+            .output();
+        let exists = matches!(&out, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "1");
+        if !exists {
+            run(Command::new(self.bin.join("createdb"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+                .arg(database))?;
+        }
+        Ok(())
+    }
+
+    /// Stops the server (fast shutdown).
+    pub fn stop(&self) -> Result<(), ClusterError> {
+        run(Command::new(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "stop"]))
+    }
+
+    fn is_running(&self) -> bool {
+        Command::new(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("status")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    fn wait_ready(&self, limit: Duration) -> Result<(), ClusterError> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let ok = Command::new(self.bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(ClusterError::NotReady { port: self.port, seconds: limit.as_secs() })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.stop_on_drop {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// Finds the directory holding `initdb` and `pg_ctl`.
+pub fn find_binaries() -> Result<PathBuf, ClusterError> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path().join("bin")).collect();
+        versions.sort();
+        candidates.extend(versions.into_iter().rev());
+    }
+    candidates
+        .into_iter()
+        .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+        .ok_or(ClusterError::BinariesMissing)
+}
+
+/// Picks a free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn run(cmd: &mut Command) -> Result<(), ClusterError> {
+    let command = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| ClusterError::Command {
+        command: command.clone(),
+        detail: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(ClusterError::Command { command, detail })
+    }
+}
+
+fn cmd_err(what: &str, e: std::io::Error) -> ClusterError {
+    ClusterError::Command { command: what.to_string(), detail: e.to_string() }
+}

@@ -1,0 +1,67 @@
+//! Fresh databases for tests: one private cluster shared by every test
+//! process of a run, one new database per test, migrated.
+//!
+//! The cluster lives under `$TRACE_TEST_PG_DIR` (default: a `trace-test-pg`
+//! folder in the system temp directory) on `$TRACE_TEST_PG_PORT` (default
+//! 7532). It is started by the first test that needs it, under a file lock so
+//! that parallel test processes agree, and left running for the next ones;
+//! `scripts/test.sh` stops it at the end.
+
+use std::sync::OnceLock;
+
+use sqlx::PgPool;
+
+use super::cluster::Cluster;
+
+struct Shared {
+    cluster: Cluster,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
+        let dir = std::env::var_os("TRACE_TEST_PG_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("trace-test-pg"));
+        let port = std::env::var("TRACE_TEST_PG_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(7532);
+        std::fs::create_dir_all(&dir).expect("create the test cluster directory");
+        let lock = std::fs::File::create(dir.join(".lock")).expect("create the lock file");
+        lock.lock().expect("lock the test cluster directory");
+        let cluster = Cluster::start(&dir, port)
+            .unwrap_or_else(|e| panic!("cannot start the test Postgres cluster: {e}"));
+        drop(lock);
+        Shared { cluster }
+    })
+}
+
+/// A new, empty, migrated pair of state and data databases on the shared
+/// test cluster. Returns `(state_url, data_url)`.
+pub async fn fresh_databases() -> (String, String) {
+    let shared = shared();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let state = format!("state_{id}");
+    let data = format!("data_{id}");
+    shared.cluster.create_database(&state).expect("create state database");
+    shared.cluster.create_database(&data).expect("create data database");
+    let (state_url, data_url) = (shared.cluster.url(&state), shared.cluster.url(&data));
+    let pool = super::connect(&state_url, 2).await.expect("connect state");
+    super::migrate_state(&pool).await.expect("migrate state");
+    pool.close().await;
+    let pool = super::connect(&data_url, 2).await.expect("connect data");
+    super::migrate_data(&pool).await.expect("migrate data");
+    pool.close().await;
+    (state_url, data_url)
+}
+
+/// Like [`fresh_databases`], but opened as pools.
+pub async fn fresh_pools() -> (PgPool, PgPool) {
+    let (s, d) = fresh_databases().await;
+    let state = super::connect(&s, 5).await.expect("connect state");
+    let data = super::connect(&d, 5).await.expect("connect data");
+    (state, data)
+}
+
