@@ -3,15 +3,19 @@
 //! Every container under `services/` depends on this crate for the types that
 //! cross service boundaries ([`api`]), the HTTP error shape ([`error`]), the
 //! queue abstraction with its embedded Postgres backend ([`queue`]), platform
-//! object storage ([`objects`]), Postgres helpers ([`db`]) and telemetry
-//! ([`telemetry`]). It holds no service logic of its own.
+//! object storage ([`objects`]), Postgres helpers ([`db`]), telemetry
+//! ([`telemetry`]), the dispatcher's client ([`dispatcher_client`]) and the
+//! worker loop both worker kinds share ([`worker`]). It holds no service
+//! logic of its own.
 
 pub mod api;
 pub mod db;
+pub mod dispatcher_client;
 pub mod error;
 pub mod http;
 pub mod objects;
 pub mod queue;
 pub mod telemetry;
+pub mod worker;
 
 pub use error::{ApiError, ErrorBody};
