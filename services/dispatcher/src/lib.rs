@@ -1,1 +1,154 @@
-//! Jobs, tasks, leases and the outbox.
+//! The dispatcher: jobs, tasks, leases, the outbox relay and the reaper.
+//!
+//! Postgres state is the truth. Creating a job writes the job, its tasks and
+//! one outbox row per task in one transaction ([`jobs`]); the relay turns
+//! outbox rows into queue messages ([`relay`]); a worker that receives one
+//! claims the task and gets a lease whose attempt number fences every later
+//! call ([`tasks`], [`report`]); the reaper returns expired leases
+//! ([`reaper`]); a job ends with its last task ([`completion`]). The same
+//! listener serves the embedded queue endpoint over `queue_messages`.
+//!
+//! Start at [`serve`], or at [`router`] with an [`AppState`] for tests.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub mod completion;
+pub mod jobs;
+pub mod plan;
+pub mod reaper;
+pub mod relay;
+pub mod report;
+pub mod routes;
+pub mod rows;
+pub mod state;
+pub mod tasks;
+
+pub use routes::router;
+pub use state::{AppState, Settings};
+
+/// The dispatcher's configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Postgres URL of the state database.
+    #[arg(
+        long,
+        env = "TRACE_STATE_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:7432/state"
+    )]
+    pub state_database_url: String,
+    /// Most connections to the state database.
+    #[arg(long, env = "TRACE_DISPATCHER_DB_CONNECTIONS", default_value_t = 10)]
+    pub db_connections: u32,
+    /// Seconds a claim or heartbeat holds a task before the reaper may return it.
+    #[arg(long, env = "TRACE_DISPATCHER_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Attempts a task gets before it is dead.
+    #[arg(long, env = "TRACE_DISPATCHER_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Milliseconds between outbox relay passes (it also wakes on new rows).
+    #[arg(
+        long,
+        env = "TRACE_DISPATCHER_RELAY_INTERVAL_MS",
+        default_value_t = 500
+    )]
+    pub relay_interval_ms: u64,
+    /// Milliseconds between reaper passes.
+    #[arg(
+        long,
+        env = "TRACE_DISPATCHER_REAPER_INTERVAL_MS",
+        default_value_t = 1000
+    )]
+    pub reaper_interval_ms: u64,
+    /// Apply the state database's migrations at start-up.
+    #[arg(long, env = "TRACE_DISPATCHER_MIGRATE", default_value_t = true,
+        action = clap::ArgAction::Set)]
+    pub migrate: bool,
+}
+
+impl Config {
+    /// The defaults, over the state database at `state_database_url`.
+    pub fn new(state_database_url: impl Into<String>) -> Self {
+        Self {
+            state_database_url: state_database_url.into(),
+            db_connections: 10,
+            lease_secs: 30,
+            max_attempts: 3,
+            relay_interval_ms: 500,
+            reaper_interval_ms: 1000,
+            migrate: true,
+        }
+    }
+
+    /// The policy part of the configuration.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            lease: Duration::from_secs(self.lease_secs.max(1)),
+            max_attempts: self.max_attempts.max(1),
+        }
+    }
+}
+
+/// A failure that stops the dispatcher.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The state database could not be reached.
+    #[error("cannot connect to the state database")]
+    Connect(#[source] sqlx::Error),
+    /// The state database's migrations failed.
+    #[error("state database migrations failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The HTTP server failed.
+    #[error("the http server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the HTTP server, the outbox relay and the reaper until `shutdown`.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let url = &config.state_database_url;
+    let pool = trace_common::db::connect(url, config.db_connections)
+        .await
+        .map_err(Error::Connect)?;
+    if config.migrate {
+        trace_common::db::migrate_state(&pool)
+            .await
+            .map_err(Error::Migrate)?;
+    }
+    let state = AppState::new(pool, config.settings());
+    serve_state(state, &config, listener, shutdown).await
+}
+
+/// Like [`serve`], over an existing state (for trace-dev and tests).
+pub async fn serve_state(
+    state: AppState,
+    config: &Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let relay_every = Duration::from_millis(config.relay_interval_ms.max(10));
+    let reap_every = Duration::from_millis(config.reaper_interval_ms.max(10));
+    let relay = tokio::spawn(relay::run(state.clone(), relay_every, shutdown.clone()));
+    let reaper = tokio::spawn(reaper::run(state.clone(), reap_every, shutdown.clone()));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "dispatcher listening");
+    }
+
+    let stop = shutdown.clone();
+    let served =
+        trace_common::http::serve(
+            listener,
+            router(state),
+            async move { stop.cancelled().await },
+        )
+        .await;
+    shutdown.cancel();
+    let _ = tokio::join!(relay, reaper);
+    served.map_err(Error::Serve)
+}

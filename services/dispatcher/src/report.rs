@@ -1,0 +1,222 @@
+//! Completing and failing tasks, fenced by the attempt token.
+//!
+//! Each report is one transaction: the task row is locked and checked to be
+//! `running` under the reported attempt (else 409 `stale_lease`), then the
+//! task, its attempt row, its logs, a possible retry wake-up and the job's
+//! end state are written together.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use trace_common::ApiError;
+use trace_common::api::{
+    CompleteRequest, FailRequest, FailureClass, LogLine, QUEUE_TASKS_INGEST, QUEUE_TASKS_UDF,
+};
+use uuid::Uuid;
+
+use crate::completion::finish_job_if_done;
+use crate::routes::{body, parse_id};
+use crate::state::AppState;
+use crate::tasks::{attempt_param, stale};
+
+/// The most log lines stored per report; later ones are dropped.
+pub const MAX_LOG_LINES: usize = 1000;
+/// The longest stored log message, in characters.
+const MAX_LOG_MESSAGE: usize = 4096;
+/// The longest stored failure reason, in characters.
+const MAX_REASON: usize = 4096;
+
+/// The running task a report is about, locked for the transaction.
+#[derive(Debug, sqlx::FromRow)]
+struct Current {
+    job_id: Uuid,
+    kind: String,
+    job_state: String,
+    max_attempts: i32,
+}
+
+/// `POST /v1/tasks/{id}/complete`.
+pub async fn complete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Result<Json<CompleteRequest>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    let req = body(req)?;
+    let mut tx = state.pool.begin().await?;
+    let current = lock_current(&mut tx, id, req.attempt).await?;
+
+    sqlx::query(
+        "update tasks set state = 'succeeded', summary = $2, records_published = $3, \
+             alerts_published = $4, error = null, error_class = null, lease_owner = null, \
+             lease_expires_at = null, updated_at = now() \
+         where id = $1",
+    )
+    .bind(id)
+    .bind(&req.summary)
+    .bind(i64::try_from(req.records_published).unwrap_or(i64::MAX))
+    .bind(i64::try_from(req.alerts_published).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await?;
+    finish_attempt(&mut tx, id, req.attempt, "succeeded", None, None).await?;
+    store_logs(&mut tx, id, req.attempt, &req.logs).await?;
+    finish_job_if_done(&mut tx, current.job_id).await?;
+    tx.commit().await?;
+
+    tracing::info!(task = %id, attempt = req.attempt, "task succeeded");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/tasks/{id}/fail`.
+pub async fn fail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Result<Json<FailRequest>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    let req = body(req)?;
+    let mut tx = state.pool.begin().await?;
+    let current = lock_current(&mut tx, id, req.attempt).await?;
+
+    let attempts_left = i64::from(req.attempt) < i64::from(current.max_attempts);
+    let next = match req.class {
+        _ if current.job_state == "cancelled" => "cancelled",
+        FailureClass::Deterministic => "failed",
+        FailureClass::Transient if attempts_left => "queued",
+        FailureClass::Transient => "dead",
+    };
+    let class = crate::rows::name_of(&req.class);
+    let reason: String = req.reason.chars().take(MAX_REASON).collect();
+
+    sqlx::query(
+        "update tasks set state = $2, error = $3, error_class = $4, lease_owner = null, \
+             lease_expires_at = null, updated_at = now() \
+         where id = $1",
+    )
+    .bind(id)
+    .bind(next)
+    .bind(&reason)
+    .bind(&class)
+    .execute(&mut *tx)
+    .await?;
+    finish_attempt(
+        &mut tx,
+        id,
+        req.attempt,
+        "failed",
+        Some(&reason),
+        Some(&class),
+    )
+    .await?;
+    store_logs(&mut tx, id, req.attempt, &req.logs).await?;
+    if next == "queued" {
+        let queue = if current.kind == "udf" {
+            QUEUE_TASKS_UDF
+        } else {
+            QUEUE_TASKS_INGEST
+        };
+        enqueue_wakeup(&mut tx, queue, id, current.job_id).await?;
+    } else {
+        finish_job_if_done(&mut tx, current.job_id).await?;
+    }
+    tx.commit().await?;
+
+    if next == "queued" {
+        state.wake_relay();
+    }
+    tracing::info!(task = %id, attempt = req.attempt, class = %class, next, "task failed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Locks task `id` if `attempt` holds its running lease, else 409.
+async fn lock_current(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    attempt: u32,
+) -> Result<Current, ApiError> {
+    let current: Option<Current> = sqlx::query_as(
+        "select t.job_id, j.kind, j.state as job_state, j.max_attempts \
+         from tasks t join jobs j on j.id = t.job_id \
+         where t.id = $1 and t.attempt = $2 and t.state = 'running' \
+         for update of t",
+    )
+    .bind(id)
+    .bind(attempt_param(attempt))
+    .fetch_optional(&mut *tx)
+    .await?;
+    current.ok_or_else(|| stale(id, attempt))
+}
+
+/// Records how an attempt ended.
+pub async fn finish_attempt(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    attempt: u32,
+    outcome: &str,
+    reason: Option<&str>,
+    class: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update task_attempts set finished_at = now(), outcome = $3, reason = $4, class = $5 \
+         where task_id = $1 and attempt = $2",
+    )
+    .bind(id)
+    .bind(attempt_param(attempt))
+    .bind(outcome)
+    .bind(reason)
+    .bind(class)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes a task wake-up to the outbox.
+pub async fn enqueue_wakeup(
+    tx: &mut sqlx::PgConnection,
+    queue: &str,
+    task: Uuid,
+    job: Uuid,
+) -> Result<(), sqlx::Error> {
+    let body = serde_json::json!({ "task_id": task, "job_id": job });
+    sqlx::query("insert into outbox (queue, body) values ($1, $2)")
+        .bind(queue)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Stores up to [`MAX_LOG_LINES`] log lines of an attempt.
+async fn store_logs(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    attempt: u32,
+    logs: &[LogLine],
+) -> Result<(), sqlx::Error> {
+    if logs.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = logs
+        .iter()
+        .take(MAX_LOG_LINES)
+        .map(|line| {
+            let message: String = line.message.chars().take(MAX_LOG_MESSAGE).collect();
+            let level: String = line.level.chars().take(16).collect();
+            serde_json::json!({ "level": level, "message": message, "fields": line.fields })
+        })
+        .collect();
+    sqlx::query(
+        "insert into task_logs (task_id, attempt, level, message, fields) \
+         select $1, $2, l.level, l.message, coalesce(l.fields, '{}'::jsonb) \
+         from rows from (jsonb_to_recordset($3) as (level text, message text, fields jsonb)) \
+             with ordinality as l(level, message, fields, n) \
+         order by l.n",
+    )
+    .bind(id)
+    .bind(attempt_param(attempt))
+    .bind(serde_json::Value::Array(rows))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! What the dispatcher's handlers and background loops share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use trace_common::queue::Queue;
+use trace_common::queue::pg::PgQueue;
+
+/// The dispatcher's policy knobs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a claim or a heartbeat holds a task.
+    pub lease: Duration,
+    /// How many attempts a task gets before it is dead; stored on each job.
+    pub max_attempts: u32,
+}
+
+impl Default for Settings {
+    /// A 30 s lease and 3 attempts.
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Shared state: the state database, the queue the outbox is relayed to, the
+/// settings, and a signal that wakes the relay when outbox rows were written.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub(crate) pool: PgPool,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) settings: Settings,
+    pub(crate) outbox_written: Arc<Notify>,
+}
+
+impl AppState {
+    /// State over a migrated state database, relaying to the embedded
+    /// Postgres queue in the same database.
+    pub fn new(pool: PgPool, settings: Settings) -> Self {
+        let queue = Arc::new(PgQueue::new(pool.clone()));
+        Self::with_queue(pool, queue, settings)
+    }
+
+    /// State relaying the outbox to `queue` instead (SQS in production).
+    pub fn with_queue(pool: PgPool, queue: Arc<dyn Queue>, settings: Settings) -> Self {
+        Self {
+            pool,
+            queue,
+            settings,
+            outbox_written: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The state database pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The queue the outbox is relayed to.
+    pub fn queue(&self) -> Arc<dyn Queue> {
+        self.queue.clone()
+    }
+
+    /// Tells the relay there is something to send.
+    pub(crate) fn wake_relay(&self) {
+        self.outbox_written.notify_one();
+    }
+}
