@@ -127,7 +127,8 @@ async fn send(
         .map_err(|e| upstream(url, e))?;
     let status = resp.status();
     if !status.is_success() {
-        tracing::warn!(provider = %url, status = status.as_u16(), "provider answered an error status");
+        let code = status.as_u16();
+        tracing::warn!(provider = %url, status = code, "provider answered an error status");
         let message = format!("the provider answered HTTP {}", status.as_u16());
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
