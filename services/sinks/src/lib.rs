@@ -1,1 +1,234 @@
 //! Drains dataset buffers into Postgres data.
+//!
+//! UDF workers put [`BufferBatch`]es on the `buffer-records` queue; the
+//! sinks receive them, apply each in one data-database transaction with
+//! [`apply::apply`] (exactly once per `batch_id`, a bad batch refused whole
+//! into `sink_rejects`), and delete a message only after its transaction
+//! committed. `GET /v1/progress/{job}` reports what was applied. Start at
+//! [`serve`]; [`run`] takes any [`Queue`] (tests pass a `PgQueue`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use trace_common::ApiError;
+use trace_common::api::{BufferBatch, QUEUE_BUFFER, SinkProgress};
+use trace_common::queue::http::HttpQueue;
+use trace_common::queue::{Queue, Received};
+
+pub mod apply;
+pub mod dataset;
+
+pub use apply::{ApplyError, Outcome};
+
+/// Configuration of the sinks.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Postgres URL of the data database.
+    #[arg(
+        long = "data-database-url",
+        env = "TRACE_DATA_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:7432/trace_data"
+    )]
+    pub data_database_url: String,
+
+    /// Base URL of the queue endpoint (the dispatcher in embedded mode).
+    #[arg(
+        long = "queue-url",
+        env = "TRACE_DISPATCHER_URL",
+        default_value = "http://127.0.0.1:7401"
+    )]
+    pub queue_url: String,
+
+    /// How many receive loops run at once.
+    #[arg(
+        long = "concurrency",
+        env = "TRACE_SINKS_CONCURRENCY",
+        default_value_t = 2
+    )]
+    pub concurrency: usize,
+
+    /// Most messages one receive takes.
+    #[arg(
+        long = "receive-batch",
+        env = "TRACE_SINKS_RECEIVE_BATCH",
+        default_value_t = 10
+    )]
+    pub receive_batch: u32,
+
+    /// How long a received message stays invisible to other receivers, in ms.
+    #[arg(
+        long = "visibility-ms",
+        env = "TRACE_SINKS_VISIBILITY_MS",
+        default_value_t = 60_000
+    )]
+    pub visibility_ms: u64,
+
+    /// How long one receive waits for a first message, in ms.
+    #[arg(long = "wait-ms", env = "TRACE_SINKS_WAIT_MS", default_value_t = 1_000)]
+    pub wait_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_database_url: "postgres://postgres@127.0.0.1:7432/trace_data".into(),
+            queue_url: "http://127.0.0.1:7401".into(),
+            concurrency: 2,
+            receive_batch: 10,
+            visibility_ms: 60_000,
+            wait_ms: 1_000,
+        }
+    }
+}
+
+/// A failure that stops the sinks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The data database could not be reached.
+    #[error("cannot connect to the data database")]
+    Connect(#[source] sqlx::Error),
+    /// The HTTP server failed.
+    #[error("http server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the sinks: the drain loops over the queue at `config.queue_url` and
+/// the progress endpoint on `listener`, until `shutdown`.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let pool = trace_common::db::connect(&config.data_database_url, config.concurrency as u32 + 4)
+        .await
+        .map_err(Error::Connect)?;
+    let queue: Arc<dyn Queue> = Arc::new(HttpQueue::new(config.queue_url.clone()));
+    run(config, pool, queue, listener, shutdown).await
+}
+
+/// [`serve`] with an explicit data pool and queue.
+pub async fn run(
+    config: Config,
+    pool: PgPool,
+    queue: Arc<dyn Queue>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let mut loops = Vec::new();
+    for worker in 0..config.concurrency.max(1) {
+        let drain = drain(
+            config.clone(),
+            pool.clone(),
+            queue.clone(),
+            shutdown.clone(),
+        );
+        loops.push(tokio::spawn(async move {
+            tracing::debug!(worker, "sink loop started");
+            drain.await
+        }));
+    }
+    tracing::info!(addr = ?listener.local_addr().ok(), "sinks listening");
+    let token = shutdown.clone();
+    let served =
+        trace_common::http::serve(
+            listener,
+            router(pool),
+            async move { token.cancelled().await },
+        )
+        .await;
+    shutdown.cancel();
+    for handle in loops {
+        let _ = handle.await;
+    }
+    served.map_err(Error::Serve)
+}
+
+/// The progress routes over the data database `pool`.
+pub fn router(pool: PgPool) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/progress/{job}", get(progress))
+        .with_state(pool)
+}
+
+async fn progress(
+    State(pool): State<PgPool>,
+    Path(job): Path<uuid::Uuid>,
+) -> Result<axum::Json<SinkProgress>, ApiError> {
+    Ok(axum::Json(apply::progress(&pool, job).await?))
+}
+
+/// One receive loop: receive, apply, delete what committed, until shutdown.
+async fn drain(config: Config, pool: PgPool, queue: Arc<dyn Queue>, shutdown: CancellationToken) {
+    let wait = Duration::from_millis(config.wait_ms);
+    let visibility = Duration::from_millis(config.visibility_ms);
+    while !shutdown.is_cancelled() {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = queue.receive(QUEUE_BUFFER, config.receive_batch, wait, visibility) => r,
+        };
+        let messages = match received {
+            Ok(messages) => messages,
+            Err(err) => {
+                tracing::warn!(error = %err, "receiving from the buffer queue failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        let mut done = Vec::with_capacity(messages.len());
+        for message in messages {
+            if handle(&pool, &message).await {
+                done.push(message.receipt);
+            }
+        }
+        if !done.is_empty()
+            && let Err(err) = queue.delete(QUEUE_BUFFER, &done).await
+        {
+            tracing::warn!(error = %err, "deleting applied buffer messages failed");
+        }
+    }
+}
+
+/// Applies one message; true when it may be deleted.
+async fn handle(pool: &PgPool, message: &Received) -> bool {
+    let batch: BufferBatch = match serde_json::from_value(message.body.clone()) {
+        Ok(batch) => batch,
+        Err(err) => {
+            tracing::warn!(error = %err, "dropping a buffer message that is not a batch");
+            return true;
+        }
+    };
+    // One immediate retry covers races such as two creators of one schema.
+    let mut result = apply::apply(pool, &batch).await;
+    if result.is_err() {
+        result = apply::apply(pool, &batch).await;
+    }
+    match result {
+        Ok(Outcome::Applied { rows }) => {
+            tracing::debug!(batch_id = %batch.batch_id, rows, "batch applied");
+            true
+        }
+        Ok(Outcome::Replayed) => {
+            tracing::debug!(batch_id = %batch.batch_id, "batch already applied");
+            true
+        }
+        Ok(Outcome::Rejected { .. }) => {
+            tracing::info!(batch_id = %batch.batch_id, tenant = %batch.tenant_id, "batch rejected");
+            true
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, receive_count = message.receive_count,
+                "batch not applied; it will be received again");
+            false
+        }
+    }
+}
