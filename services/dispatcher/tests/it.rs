@@ -1,0 +1,9 @@
+//! Integration tests of the dispatcher: real Postgres, real HTTP on loopback.
+
+mod it {
+    pub mod jobs;
+    pub mod leases;
+    pub mod queue;
+    pub mod support;
+    pub mod worker;
+}
