@@ -66,7 +66,10 @@ pub enum UdfError {
     )]
     NoArtifact(PathBuf),
     /// The build produced several components and none is the directory's own package.
-    #[error("the build produced several components ({}); build one package's directory", .0.join(", "))]
+    #[error(
+        "the build produced several components ({}); build one package's directory",
+        .0.join(", ")
+    )]
     AmbiguousArtifact(Vec<String>),
     /// The built file is not a component the platform would accept.
     #[error("`{path}` is not a component Trace can run")]
