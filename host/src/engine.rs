@@ -1,0 +1,108 @@
+//! The one place a wasmtime [`Engine`] is configured, and its epoch ticker.
+//!
+//! Every setting below carries the reason it is what it is. The engine uses
+//! the pooling allocator, because a task instantiates its component in
+//! microseconds from pre-allocated slots, and epoch interruption, because it
+//! bounds a call's wall time at a lower cost than fuel; a background thread
+//! advances the epoch every [`HostConfig::epoch_tick`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+/// How a [`Host`](crate::Host) sets up its engine and its artifact cache.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Where compiled artifacts are kept across restarts; `None` keeps them
+    /// in memory only. Default: `None`, so that a test or a one-off run
+    /// leaves nothing behind.
+    pub cache_dir: Option<PathBuf>,
+    /// How many component instances may be live at once. Default: 16, well
+    /// above a worker's task concurrency, so that the pool is never what a
+    /// task waits on.
+    pub max_instances: u32,
+    /// The largest linear memory any instance may have; a run's
+    /// [`Limits::memory_bytes`](crate::Limits::memory_bytes) may only lower
+    /// it. Default: 256 MiB, enough headroom over the 64 MiB run default.
+    pub max_memory_bytes: usize,
+    /// How often the epoch advances. Default: 10 ms, so that a deadline
+    /// lands within 10 ms of its time while the ticker costs nothing
+    /// measurable.
+    pub epoch_tick: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_instances: 16,
+            max_memory_bytes: 256 << 20,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Builds the engine for `config`.
+pub(crate) fn build(config: &HostConfig) -> wasmtime::Result<Engine> {
+    let instances = config.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    // One component instance per running task.
+    pool.total_component_instances(instances);
+    // A Rust component holds a handful of core instances (its module plus
+    // the small shims that wit-component adds); 16 leaves room for more.
+    pool.max_core_instances_per_component(16);
+    pool.total_core_instances(instances * 16);
+    // Rust guests have one memory and one table; a little slack for shims.
+    pool.max_memories_per_component(2);
+    pool.total_memories(instances * 2);
+    pool.max_tables_per_component(4);
+    pool.total_tables(instances * 4);
+    // The hard ceiling of every memory; runs set their own lower cap.
+    pool.max_memory_size(config.max_memory_bytes);
+
+    let mut wasm = Config::new();
+    // User components target the component model and nothing else.
+    wasm.wasm_component_model(true);
+    // Pre-allocated slots make instantiation take microseconds.
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // Bounds a call's wall time at a lower cost than fuel.
+    wasm.epoch_interruption(true);
+    // Components are compiled once per digest and cached; optimise them.
+    wasm.cranelift_opt_level(OptLevel::Speed);
+    // Deep recursion in a guest traps instead of growing without bound.
+    wasm.max_wasm_stack(1 << 20);
+    Engine::new(&wasm)
+}
+
+/// Starts the thread that advances the engine's epoch every `tick`.
+///
+/// The thread holds only a weak reference and ends once the engine and
+/// everything compiled with it are dropped.
+pub(crate) fn start_ticker(engine: &Engine, tick: Duration) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("trace-host-epoch".to_string())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// A short, stable text for the engine's artifact compatibility.
+///
+/// Artifacts written for one engine hash are only ever read back by an
+/// engine with the same hash.
+pub(crate) fn compatibility_key(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}

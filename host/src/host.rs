@@ -1,0 +1,270 @@
+//! The [`Host`]: engine, linker and the cache of loaded components.
+//!
+//! A component is compiled once per digest (or read back from the disk
+//! cache) and pre-instantiated once against the linker; every run then only
+//! instantiates from that [`Loaded`] handle, which takes microseconds.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+use crate::cache::DiskCache;
+use crate::check::{CheckError, ComponentInfo, check_component};
+use crate::engine::{self, HostConfig};
+use crate::log::HasLog;
+use crate::objects::HasObjects;
+use crate::query::HasQuery;
+use crate::records::HasRecords;
+use crate::run::State;
+use crate::wit::{self, UdfPre};
+
+/// Runs components; share one per process (it is `Send + Sync`).
+pub struct Host {
+    engine: Engine,
+    linker: Linker<State>,
+    epoch_tick: Duration,
+    disk: Option<DiskCache>,
+    loaded: Mutex<HashMap<String, Loaded>>,
+}
+
+/// A component ready to run: checked, compiled and pre-instantiated.
+#[derive(Clone)]
+pub struct Loaded {
+    inner: Arc<LoadedInner>,
+}
+
+struct LoadedInner {
+    digest: String,
+    info: ComponentInfo,
+    pre: UdfPre<State>,
+}
+
+impl Loaded {
+    /// The `sha256:<hex>` digest of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    /// What [`check_component`] found in the component.
+    pub fn info(&self) -> &ComponentInfo {
+        &self.inner.info
+    }
+
+    pub(crate) fn pre(&self) -> &UdfPre<State> {
+        &self.inner.pre
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("digest", &self.inner.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the host could not be built or a component not loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The engine or linker could not be set up.
+    #[error("could not set up the wasmtime engine: {0}")]
+    Engine(String),
+    /// The artifact cache directory could not be opened.
+    #[error("could not open the artifact cache `{path}`")]
+    CacheDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The digest is not of the form `sha256:<64 hex digits>`.
+    #[error("`{0}` is not a digest of the form `sha256:<hex>`")]
+    BadDigest(String),
+    /// The bytes do not hash to the digest they were loaded under.
+    #[error("component bytes hash to `{actual}`, not to the expected `{expected}`")]
+    DigestMismatch {
+        /// The digest asked for.
+        expected: String,
+        /// The digest of the bytes.
+        actual: String,
+    },
+    /// The component failed the import check.
+    #[error("component `{digest}` was refused")]
+    Refused {
+        /// The component's digest.
+        digest: String,
+        /// What the check found.
+        #[source]
+        source: CheckError,
+    },
+    /// The component passed the check but did not compile or link.
+    #[error("component `{digest}` could not be compiled: {message}")]
+    Compile {
+        /// The component's digest.
+        digest: String,
+        /// What wasmtime said.
+        message: String,
+    },
+}
+
+impl HostError {
+    /// Whether loading again could work: only engine and cache faults are
+    /// transient; a bad or refused component stays refused.
+    pub fn class(&self) -> trace_common::api::FailureClass {
+        use trace_common::api::FailureClass;
+        match self {
+            Self::Engine(_) | Self::CacheDir { .. } => FailureClass::Transient,
+            _ => FailureClass::Deterministic,
+        }
+    }
+}
+
+impl Host {
+    /// Builds the engine, starts its epoch ticker and links the world.
+    pub fn new(config: HostConfig) -> Result<Host, HostError> {
+        let engine = engine::build(&config).map_err(|e| HostError::Engine(e.to_string()))?;
+        engine::start_ticker(&engine, config.epoch_tick)
+            .map_err(|e| HostError::Engine(e.to_string()))?;
+        let linker = link(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
+        let disk = match &config.cache_dir {
+            Some(path) => {
+                Some(
+                    DiskCache::open(path, &engine).map_err(|source| HostError::CacheDir {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Host {
+            engine,
+            linker,
+            epoch_tick: config.epoch_tick,
+            disk,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Loads the component `bytes` published under `digest`.
+    ///
+    /// Checks that the bytes hash to the digest and pass
+    /// [`check_component`], then takes the compiled component from memory,
+    /// from the disk cache, or compiles it (and stores the artifact).
+    pub fn load(&self, digest: &str, bytes: &[u8]) -> Result<Loaded, HostError> {
+        let hex = digest_hex(digest)?;
+        if let Some(loaded) = self.cached(digest) {
+            return Ok(loaded);
+        }
+        let actual = hex::encode(Sha256::digest(bytes));
+        if actual != hex {
+            return Err(HostError::DigestMismatch {
+                expected: digest.to_string(),
+                actual: format!("sha256:{actual}"),
+            });
+        }
+        let info = check_component(bytes).map_err(|source| HostError::Refused {
+            digest: digest.to_string(),
+            source,
+        })?;
+        let component = self.compile(digest, hex, bytes)?;
+        let compile_err = |e: wasmtime::Error| HostError::Compile {
+            digest: digest.to_string(),
+            message: e.to_string(),
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(compile_err)?;
+        let pre = UdfPre::new(instance_pre).map_err(compile_err)?;
+        let loaded = Loaded {
+            inner: Arc::new(LoadedInner {
+                digest: digest.to_string(),
+                info,
+                pre,
+            }),
+        };
+        self.loaded_map().insert(digest.to_string(), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// The engine every component of this host is compiled for.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The epoch ticks that make up `deadline`, at least one.
+    pub(crate) fn deadline_ticks(&self, deadline: Duration) -> u64 {
+        let tick = self.epoch_tick.as_nanos().max(1);
+        (deadline.as_nanos().div_ceil(tick) as u64).max(1)
+    }
+
+    fn cached(&self, digest: &str) -> Option<Loaded> {
+        self.loaded_map().get(digest).cloned()
+    }
+
+    fn loaded_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Loaded>> {
+        // A panic while holding the lock cannot leave the map half-updated.
+        self.loaded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The compiled component, from the disk cache or freshly compiled.
+    fn compile(&self, digest: &str, hex: &str, bytes: &[u8]) -> Result<Component, HostError> {
+        if let Some(component) = self.disk.as_ref().and_then(|d| d.get(&self.engine, hex)) {
+            tracing::debug!(digest, "component loaded from the artifact cache");
+            return Ok(component);
+        }
+        let started = std::time::Instant::now();
+        let component = Component::new(&self.engine, bytes).map_err(|e| HostError::Compile {
+            digest: digest.to_string(),
+            message: e.to_string(),
+        })?;
+        tracing::info!(
+            digest,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled"
+        );
+        if let Some(disk) = &self.disk
+            && let Err(err) = disk.put(hex, &component)
+        {
+            tracing::warn!(digest, error = %err, "artifact not cached");
+        }
+        Ok(component)
+    }
+}
+
+/// Links WASI and the `trace:udf` interfaces, each through its own slice of
+/// the store.
+///
+/// `add_to_linker_sync` links all of WASI 0.2, `wasi:sockets` included. That
+/// is acceptable because [`check_component`] refuses, at load, any component
+/// importing an interface outside the allowed set, so a linked socket
+/// function is never reachable; and the WASI context grants no network
+/// anyway, so a socket call would be denied at run time.
+fn link(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wit::types::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
+    wit::query::add_to_linker::<State, HasQuery>(&mut linker, |state| &mut state.query)?;
+    wit::objects::add_to_linker::<State, HasObjects>(&mut linker, |state| &mut state.objects)?;
+    wit::records::add_to_linker::<State, HasRecords>(&mut linker, |state| &mut state.records)?;
+    wit::log::add_to_linker::<State, HasLog>(&mut linker, |state| &mut state.log)?;
+    Ok(linker)
+}
+
+/// The hex part of a `sha256:<hex>` digest.
+fn digest_hex(digest: &str) -> Result<&str, HostError> {
+    let bad = || HostError::BadDigest(digest.to_string());
+    let hex = digest.strip_prefix("sha256:").ok_or_else(bad)?;
+    let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if valid { Ok(hex) } else { Err(bad()) }
+}

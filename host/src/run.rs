@@ -1,0 +1,301 @@
+//! Running a loaded component over one task, and what comes of it.
+//!
+//! Each run gets a fresh store: a WASI context with nothing inherited (no
+//! environment, arguments or preopened directories, standard input at end of
+//! file, standard output and error captured within a bound), the caller's
+//! [`Capabilities`], a memory cap and an epoch deadline. Captured output is
+//! turned into log lines after the call, whatever its outcome.
+
+use std::time::{Duration, Instant};
+
+use trace_common::api::FailureClass;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::host::{Host, Loaded};
+use crate::limits::{Limits, MemoryCap};
+use crate::log::{Level, LogHost, LogState};
+use crate::objects::{ObjectsHost, ObjectsState};
+use crate::query::{QueryHost, QueryState};
+use crate::records::{RecordsHost, RecordsState};
+use crate::wit::types::UdfError;
+
+pub use crate::wit::types::Task as TaskInput;
+
+/// The capabilities a run's component reaches, implemented by the caller.
+pub struct Capabilities {
+    /// Where `query.execute` goes.
+    pub query: Box<dyn QueryHost>,
+    /// Where `objects.*` goes.
+    pub objects: Box<dyn ObjectsHost>,
+    /// Where `records.*` goes.
+    pub records: Box<dyn RecordsHost>,
+    /// Where log lines go, the guest's own and its captured output.
+    pub log: Box<dyn LogHost>,
+}
+
+/// What a successful run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutput {
+    /// The component's summary message.
+    pub message: String,
+    /// The component's named counters.
+    pub counters: Vec<(String, u64)>,
+    /// How long the run took.
+    pub timing: Timing,
+    /// How many queries the component ran.
+    pub query_calls: u64,
+}
+
+/// How long the phases of a run took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timing {
+    /// Creating the store and instantiating the component.
+    pub instantiate: Duration,
+    /// The call to `run`, host calls included.
+    pub call: Duration,
+}
+
+/// Why a run did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The component returned its own error; running it again gives the
+    /// same answer.
+    #[error("component failed: {}", describe(.0))]
+    Udf(UdfError),
+    /// The component grew its memory past the cap and trapped.
+    #[error("component exceeded its memory cap of {} MiB", .limit_bytes >> 20)]
+    MemoryCap {
+        /// The cap, in bytes.
+        limit_bytes: usize,
+    },
+    /// The call ran past its epoch deadline and was interrupted.
+    #[error("component exceeded its epoch deadline of {}s and was interrupted", .limit.as_secs_f64())]
+    Deadline {
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The component trapped for another reason, such as a panic.
+    #[error("component trapped: {message}")]
+    Trap {
+        /// What wasmtime reported, and the panic message when there was one.
+        message: String,
+    },
+    /// The host could not run the component; another attempt may work.
+    #[error("host could not run the component: {message}")]
+    Host {
+        /// What failed.
+        message: String,
+    },
+}
+
+impl RunError {
+    /// Whether a retry could help: only host failures are transient.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            Self::Host { .. } => FailureClass::Transient,
+            _ => FailureClass::Deterministic,
+        }
+    }
+}
+
+/// The state of one store: WASI, the limiter and each capability's slice.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryCap,
+    pub(crate) query: QueryState,
+    pub(crate) objects: ObjectsState,
+    pub(crate) records: RecordsState,
+    pub(crate) log: LogState,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl crate::wit::types::Host for State {}
+
+impl Host {
+    /// Runs `loaded` over `task` with `caps` under `limits`.
+    ///
+    /// Blocks the calling thread for the whole call, host calls included:
+    /// call it from a blocking thread, never from an async task.
+    pub fn run(
+        &self,
+        loaded: &Loaded,
+        task: TaskInput,
+        caps: Capabilities,
+        limits: &Limits,
+    ) -> Result<RunOutput, RunError> {
+        let _span = tracing::info_span!("host.run", digest = %loaded.digest()).entered();
+        let stdout = MemoryOutputPipe::new(limits.max_stdio_bytes);
+        let stderr = MemoryOutputPipe::new(limits.max_stdio_bytes);
+        let started = Instant::now();
+        let mut store = Store::new(self.engine(), new_state(caps, limits, &stdout, &stderr));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(self.deadline_ticks(limits.epoch_deadline));
+        store.epoch_deadline_trap();
+
+        let instance = loaded.pre().instantiate(&mut store);
+        let instantiated = Instant::now();
+        let result = instance.map(|udf| udf.call_run(&mut store, &task));
+        let timing = Timing {
+            instantiate: instantiated - started,
+            call: instantiated.elapsed(),
+        };
+
+        let state = store.data_mut();
+        capture(&mut state.log, Level::Info, "stdout", &stdout);
+        capture(&mut state.log, Level::Warn, "stderr", &stderr);
+        state.log.finish();
+        let memory_hit = state.limiter.hit;
+        let query_calls = state.query.calls;
+
+        match result {
+            Ok(Ok(Ok(summary))) => Ok(RunOutput {
+                message: summary.message,
+                counters: summary.counters,
+                timing,
+                query_calls,
+            }),
+            Ok(Ok(Err(err))) => Err(RunError::Udf(err)),
+            Ok(Err(err)) => Err(trapped(&err, memory_hit, limits, &stderr)),
+            Err(err) if memory_hit || err.downcast_ref::<Trap>().is_some() => {
+                Err(trapped(&err, memory_hit, limits, &stderr))
+            }
+            Err(err) => Err(RunError::Host {
+                message: err.to_string(),
+            }),
+        }
+    }
+}
+
+/// A fresh store state around the caller's capabilities.
+fn new_state(
+    caps: Capabilities,
+    limits: &Limits,
+    stdout: &MemoryOutputPipe,
+    stderr: &MemoryOutputPipe,
+) -> State {
+    let wasi = WasiCtxBuilder::new()
+        .stdin(MemoryInputPipe::new(&b""[..]))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .build();
+    State {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: MemoryCap::new(limits),
+        query: QueryState {
+            host: caps.query,
+            calls: 0,
+        },
+        objects: ObjectsState { host: caps.objects },
+        records: RecordsState { host: caps.records },
+        log: LogState {
+            host: caps.log,
+            max_lines: limits.max_log_lines,
+            max_line_bytes: limits.max_log_line_bytes,
+            written: 0,
+            dropped: 0,
+        },
+    }
+}
+
+/// Turns captured output into log lines tagged with their stream.
+fn capture(log: &mut LogState, level: Level, stream: &str, pipe: &MemoryOutputPipe) {
+    let bytes = pipe.contents();
+    for line in String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        log.line(
+            level,
+            line,
+            vec![("stream".to_string(), stream.to_string())],
+        );
+    }
+}
+
+/// Names the limit a trap broke, or says what the trap was.
+fn trapped(
+    err: &wasmtime::Error,
+    memory_hit: bool,
+    limits: &Limits,
+    stderr: &MemoryOutputPipe,
+) -> RunError {
+    if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return RunError::Deadline {
+            limit: limits.epoch_deadline,
+        };
+    }
+    if memory_hit {
+        return RunError::MemoryCap {
+            limit_bytes: limits.memory_bytes,
+        };
+    }
+    let mut message = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string(),
+    };
+    if let Some(panic) = panic_message(&stderr.contents()) {
+        message = format!("{message}; the component panicked: {panic}");
+    }
+    RunError::Trap { message }
+}
+
+/// The panic line Rust's standard library wrote to standard error, if any.
+fn panic_message(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let mut lines = text.lines();
+    lines.find(|line| line.contains("panicked at"))?;
+    let message = lines.next().unwrap_or_default().trim();
+    Some(message.chars().take(500).collect())
+}
+
+/// A readable form of the component's own error.
+fn describe(err: &UdfError) -> String {
+    match err {
+        UdfError::InvalidParams(m) => format!("invalid parameters: {m}"),
+        UdfError::InvalidInput(m) => format!("invalid input: {m}"),
+        UdfError::Host(m) => format!("gave up after a host call failed: {m}"),
+        UdfError::Other(m) => m.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panic_message_is_the_line_after_the_location() {
+        let stderr = b"\nthread '<unnamed>' panicked at src/lib.rs:3:5:\nboom\nnote: ...\n";
+        assert_eq!(panic_message(stderr).as_deref(), Some("boom"));
+        assert_eq!(panic_message(b"nothing here"), None);
+    }
+
+    #[test]
+    fn only_host_failures_are_transient() {
+        let host = RunError::Host {
+            message: "pool exhausted".into(),
+        };
+        assert_eq!(host.class(), FailureClass::Transient);
+        let deadline = RunError::Deadline {
+            limit: Duration::from_secs(30),
+        };
+        assert_eq!(deadline.class(), FailureClass::Deterministic);
+        assert_eq!(
+            deadline.to_string(),
+            "component exceeded its epoch deadline of 30s and was interrupted"
+        );
+    }
+}
