@@ -42,8 +42,7 @@ pub(crate) async fn publish(
     validate_version(&version)?;
     let bytes = read_limited(&headers, body, state.max_component_bytes).await?;
 
-    let info = trace_host::check_component(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_component", e.to_string()))?;
+    let info = check(bytes.clone()).await?;
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
 
     if let Some(existing) = find(&state, &principal.tenant, &name, &version).await? {
@@ -185,6 +184,15 @@ fn to_version(row: Row) -> ComponentVersion {
         imports,
         created_at,
     }
+}
+
+/// Runs the import check on a blocking thread: it is CPU work over up to
+/// the size limit, and a panic inside it must not take the server down.
+async fn check(bytes: bytes::Bytes) -> Result<trace_host::ComponentInfo, ApiError> {
+    let checked = tokio::task::spawn_blocking(move || trace_host::check_component(&bytes))
+        .await
+        .map_err(ApiError::internal)?;
+    checked.map_err(|e| ApiError::bad_request("invalid_component", e.to_string()))
 }
 
 /// Reads the body, refusing with 413 anything over `limit` bytes.
