@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole check a change must pass: formatting, clippy with warnings
+# denied, the example UDFs built for wasm32-wasip2, then every test of the
+# workspace. Stops the shared test Postgres cluster at the end, pass or fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+PG_DIR=${TRACE_TEST_PG_DIR:-${TMPDIR:-/tmp}/trace-test-pg}
+stop_test_postgres() {
+  if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+    pg_ctl -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 ||
+      "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort | tail -n1)/pg_ctl" \
+        -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
+  fi
+}
+trap stop_test_postgres EXIT
+
+step "Formatting"
+cargo fmt --all -- --check
+
+step "Clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "Example UDFs (wasm32-wasip2)"
+(cd examples/udfs && cargo build --release --target wasm32-wasip2)
+
+step "Tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace
+else
+  cargo test --workspace
+fi
