@@ -38,7 +38,9 @@ pub fn recorded_log_blocks(data: &Path) -> Vec<u64> {
 pub fn read_gz_json(path: &Path) -> Value {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut text = String::new();
-    flate2::read::GzDecoder::new(file).read_to_string(&mut text).expect("gunzip");
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .expect("gunzip");
     serde_json::from_str(&text).expect("json")
 }
 
@@ -51,7 +53,10 @@ fn hex_u64(v: &Value) -> u64 {
 /// of data) in the recorded blocks within `from..=to`.
 pub fn transfers(data: &Path, from: u64, to: u64) -> Vec<RawTransfer> {
     let mut out = Vec::new();
-    for block in recorded_log_blocks(data).into_iter().filter(|b| (from..=to).contains(b)) {
+    for block in recorded_log_blocks(data)
+        .into_iter()
+        .filter(|b| (from..=to).contains(b))
+    {
         let logs = read_gz_json(&data.join(format!("logs/{block}.json.gz")));
         for log in logs.as_array().expect("log array") {
             let topics = log["topics"].as_array().expect("topics");
@@ -94,7 +99,10 @@ pub fn above(transfers: &[RawTransfer], threshold: &BigUint) -> usize {
 pub fn recorded_blocks_and_transactions(data: &Path) -> (usize, usize) {
     let mut blocks = 0;
     let mut txs = 0;
-    for entry in std::fs::read_dir(data.join("blocks")).expect("blocks dir").flatten() {
+    for entry in std::fs::read_dir(data.join("blocks"))
+        .expect("blocks dir")
+        .flatten()
+    {
         let block = read_gz_json(&entry.path());
         blocks += 1;
         txs += block["transactions"].as_array().map_or(0, Vec::len);
@@ -107,7 +115,9 @@ pub fn recorded_logs(data: &Path) -> usize {
     recorded_log_blocks(data)
         .iter()
         .map(|b| {
-            read_gz_json(&data.join(format!("logs/{b}.json.gz"))).as_array().map_or(0, Vec::len)
+            read_gz_json(&data.join(format!("logs/{b}.json.gz")))
+                .as_array()
+                .map_or(0, Vec::len)
         })
         .sum()
 }
