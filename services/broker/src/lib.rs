@@ -1,1 +1,128 @@
-//! Task-scoped object-storage credentials.
+//! The broker: task-scoped object-storage credentials and, in embedded mode,
+//! the scoped object endpoint they open.
+//!
+//! A worker asks for credentials with its task and attempt; the broker asks
+//! the dispatcher whether that lease is live and only then signs a token
+//! ([`token`]) for `scratch/<tenant>/<job>/<task>/` that expires with the
+//! lease ([`credentials`]). The object endpoint ([`objects`]) checks the
+//! token and the key ([`keys`]) on every call. In production the same
+//! request would be answered with STS credentials under a session policy;
+//! this crate implements the embedded signer only.
+//!
+//! Start at [`serve`], or at [`router`] with a [`BrokerState`] for tests.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use trace_common::dispatcher_client::DispatcherClient;
+
+pub mod client;
+pub mod credentials;
+pub mod keys;
+pub mod objects;
+pub mod routes;
+pub mod state;
+pub mod token;
+
+pub use routes::router;
+pub use state::BrokerState;
+pub use token::Signer;
+
+/// The broker's configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Base URL of the dispatcher, asked whether a lease is live.
+    #[arg(
+        long,
+        env = "TRACE_DISPATCHER_URL",
+        default_value = "http://127.0.0.1:7401"
+    )]
+    pub dispatcher_url: String,
+    /// Root directory of the local object store.
+    #[arg(long, env = "TRACE_OBJECTS_DIR", default_value = ".trace/objects")]
+    pub objects_dir: PathBuf,
+    /// Key that signs tokens (at least 16 bytes); a random one is generated when absent,
+    /// so tokens do not survive a restart.
+    #[arg(long, env = "TRACE_BROKER_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+    /// Longest a token lives, in seconds, even if the lease lasts longer.
+    #[arg(long, env = "TRACE_BROKER_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub token_ttl_secs: u64,
+    /// Largest object a task may store, in bytes.
+    #[arg(long, env = "TRACE_BROKER_MAX_OBJECT_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_object_bytes: u64,
+}
+
+impl Config {
+    /// The defaults, with the given dispatcher and object directory.
+    pub fn new(dispatcher_url: impl Into<String>, objects_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dispatcher_url: dispatcher_url.into(),
+            objects_dir: objects_dir.into(),
+            signing_key: None,
+            token_ttl_secs: 900,
+            max_object_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A failure that stops the broker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The object directory could not be opened.
+    #[error("cannot open the object directory `{path}`")]
+    Objects {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The signing key is shorter than 16 bytes.
+    #[error("the signing key is `{0}` bytes long; at least 16 are required")]
+    WeakKey(usize),
+    /// The HTTP server failed.
+    #[error("the http server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+impl BrokerState {
+    /// The state `config` describes.
+    pub fn from_config(config: &Config) -> Result<Self, Error> {
+        let store =
+            trace_common::objects::local(&config.objects_dir).map_err(|source| Error::Objects {
+                path: config.objects_dir.clone(),
+                source,
+            })?;
+        let signer = match &config.signing_key {
+            Some(key) if key.len() < 16 => return Err(Error::WeakKey(key.len())),
+            Some(key) => Signer::new(key.as_bytes().to_vec()),
+            None => Signer::generate(),
+        };
+        Ok(Self::new(
+            DispatcherClient::new(config.dispatcher_url.clone()),
+            store,
+            signer,
+            Duration::from_secs(config.token_ttl_secs.max(1)),
+            config.max_object_bytes,
+        ))
+    }
+}
+
+/// Serves the broker until `shutdown`.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let state = BrokerState::from_config(&config)?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "broker listening");
+    }
+    trace_common::http::serve(listener, router(state), async move {
+        shutdown.cancelled().await
+    })
+    .await
+    .map_err(Error::Serve)
+}
