@@ -7,7 +7,7 @@
 //! component that reaches for anything outside the `trace:udf` world never
 //! gets linked.
 
-use wasmparser::{Chunk, ComponentExternalKind, Encoding, Parser, Payload};
+use wasmparser::{Chunk, ComponentExternalKind, ComponentTypeRef, Encoding, Parser, Payload};
 
 /// The version of the `trace:udf` WIT package this host implements.
 pub const HOST_WIT_VERSION: &str = "0.1.0";
@@ -48,7 +48,8 @@ const WASI_INTERFACES: &[&str] = &[
 pub struct ComponentInfo {
     /// The world the component targets, such as `trace:udf/udf@0.1.0`.
     pub world: String,
-    /// Every top-level import, as named in the component.
+    /// Every top-level interface or function import, as named in the
+    /// component; type imports are left out.
     pub imports: Vec<String>,
     /// Every top-level export, as named in the component.
     pub exports: Vec<String>,
@@ -146,13 +147,18 @@ fn top_level_names(
             | Payload::ComponentSection {
                 unchecked_range, ..
             } => {
-                parser.skip_section();
+                // The parser has already stepped over the nested module;
+                // only the data still holds it.
                 let len = unchecked_range.len().min(bytes.len());
                 bytes = &bytes[len..];
             }
             Payload::ComponentImportSection(reader) => {
                 for import in reader {
-                    imports.push(import.map_err(malformed)?.name.name.to_string());
+                    let import = import.map_err(malformed)?;
+                    // Type imports (the world's `use`d types) grant nothing.
+                    if !matches!(import.ty, ComponentTypeRef::Type(_)) {
+                        imports.push(import.name.name.to_string());
+                    }
                 }
             }
             Payload::ComponentExportSection(reader) => {

@@ -73,7 +73,10 @@ pub enum RunError {
         limit_bytes: usize,
     },
     /// The call ran past its epoch deadline and was interrupted.
-    #[error("component exceeded its epoch deadline of {}s and was interrupted", .limit.as_secs_f64())]
+    #[error(
+        "component exceeded its epoch deadline of {}s and was interrupted",
+        .limit.as_secs_f64()
+    )]
     Deadline {
         /// The deadline.
         limit: Duration,

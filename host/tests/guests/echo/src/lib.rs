@@ -1,0 +1,79 @@
+//! Test guest: uses every capability once and reports what it saw.
+//!
+//! Queries once (binding the task's first block), declares a dataset and
+//! publishes one record per block of the task, publishes one alert, logs a
+//! line and prints one to standard output. Parameters steer failures:
+//! `{"fail": "..."}` returns a `udf-error`, `{"panic": "..."}` panics.
+
+wit_bindgen::generate!({ path: "../../../../wit/v0.1.0", world: "trace:udf/udf" });
+
+use trace::udf::log::{self, Level};
+use trace::udf::query::{self, Param, Source};
+use trace::udf::records::{self, Alert, Column, ColumnType, Severity};
+
+struct Echo;
+
+impl Guest for Echo {
+    fn run(task: Task) -> Result<Summary, UdfError> {
+        if let Some(reason) = param(&task.params, "fail") {
+            return Err(UdfError::InvalidParams(reason));
+        }
+        if let Some(reason) = param(&task.params, "panic") {
+            panic!("{reason}");
+        }
+        let sql = "select number from blocks where number = $1";
+        let params = [Param::Int(task.from_block as i64), Param::Text("x".into())];
+        let bytes = query::execute(sql, &params, Source::Postgres)
+            .map_err(|e| UdfError::Host(format!("{e:?}")))?;
+
+        let columns = [
+            Column {
+                name: "block".into(),
+                kind: ColumnType::Int64,
+                nullable: false,
+            },
+            Column {
+                name: "task".into(),
+                kind: ColumnType::Text,
+                nullable: false,
+            },
+        ];
+        records::define_dataset("echo", &columns).map_err(|e| UdfError::Host(format!("{e:?}")))?;
+        let rows: Vec<String> = (task.from_block..=task.to_block)
+            .map(|b| format!("{{\"block\":{b},\"task\":\"{}\"}}", task.task_id))
+            .collect();
+        records::publish("echo", &rows).map_err(|e| UdfError::Host(format!("{e:?}")))?;
+        let alert = Alert {
+            key: format!("block-{}", task.from_block),
+            severity: Severity::Warning,
+            title: "echo alert".into(),
+            payload: format!("{{\"from\":{}}}", task.from_block),
+        };
+        records::publish_alerts(&[alert]).map_err(|e| UdfError::Host(format!("{e:?}")))?;
+
+        log::write(
+            Level::Info,
+            "echo ran",
+            &[("attempt".into(), task.attempt.to_string())],
+        );
+        println!("echo stdout line");
+        Ok(Summary {
+            message: format!("echoed {} blocks", rows.len()),
+            counters: vec![
+                ("query_bytes".into(), bytes.len() as u64),
+                ("rows".into(), rows.len() as u64),
+            ],
+        })
+    }
+}
+
+/// The string value of `"key": "value"` in the params JSON, found by hand to
+/// keep the guest free of dependencies.
+fn param(params: &str, key: &str) -> Option<String> {
+    let needle = format!("\"{key}\":\"");
+    let start = params.find(&needle)? + needle.len();
+    let end = params[start..].find('"')? + start;
+    Some(params[start..end].to_string())
+}
+
+export!(Echo);

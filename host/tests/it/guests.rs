@@ -1,0 +1,65 @@
+//! Builds (when stale) and reads the guest test components.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+/// Serialises builds between tests running in parallel.
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// A guest component's bytes and its `sha256:<hex>` digest.
+pub struct Guest {
+    pub bytes: Vec<u8>,
+    pub digest: String,
+}
+
+/// The component built from `tests/guests/<name>`, rebuilt when stale.
+pub fn guest(name: &str) -> Guest {
+    let _lock = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    let host = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let artifact = target_dir()
+        .join("wasm32-wasip2/release")
+        .join(format!("guest_{name}.wasm"));
+    let sources = [
+        host.join("tests/guests").join(name).join("src/lib.rs"),
+        host.join("../wit/v0.1.0"),
+    ];
+    if stale(&artifact, &sources) {
+        let status = std::process::Command::new(host.join("build-guests.sh"))
+            .status()
+            .expect("build-guests.sh runs");
+        assert!(status.success(), "building the guest components failed");
+    }
+    let bytes = std::fs::read(&artifact).expect("the guest component was built");
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    Guest { bytes, digest }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("TRACE_GUEST_TARGET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/target-wasm"))
+}
+
+/// Whether `artifact` is missing or older than any of `sources`.
+fn stale(artifact: &Path, sources: &[PathBuf]) -> bool {
+    let Ok(built) = artifact.metadata().and_then(|m| m.modified()) else {
+        return true;
+    };
+    sources.iter().any(|source| newest(source) > built)
+}
+
+/// The newest modification time of a file or of the files in a directory.
+fn newest(path: &Path) -> SystemTime {
+    let meta = path.metadata().expect("guest sources exist");
+    if !meta.is_dir() {
+        return meta.modified().expect("mtime");
+    }
+    std::fs::read_dir(path)
+        .expect("readable directory")
+        .map(|entry| newest(&entry.expect("entry").path()))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
