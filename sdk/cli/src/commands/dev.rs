@@ -1,0 +1,81 @@
+//! `trace dev`: the whole platform in this process until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+
+use trace_dev::{DevConfig, Ports};
+
+use crate::{Cli, Error};
+
+/// Arguments of `trace dev`.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// The recorded mainnet data the replay provider serves.
+    #[arg(long, env = "TRACE_DATA_DIR", default_value = "../shared/data/mainnet")]
+    pub data_dir: PathBuf,
+    /// A live JSON-RPC provider for chain 1 instead of the replay provider.
+    #[arg(long, env = "TRACE_RPC_URL")]
+    pub rpc_url: Option<String>,
+    /// A Postgres server to use instead of a private cluster under the home.
+    #[arg(long, env = "TRACE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The gateway's port; the other services listen on the next ports.
+    #[arg(long, env = "TRACE_BASE_PORT", default_value_t = trace_dev::DEFAULT_BASE_PORT)]
+    pub base_port: u16,
+}
+
+pub(super) async fn run(cli: &Cli, args: &DevArgs) -> Result<(), Error> {
+    let home = std::path::absolute(cli.home()).map_err(|source| Error::Io {
+        path: cli.home(),
+        source,
+    })?;
+    let data_dir = std::path::absolute(&args.data_dir).map_err(|source| Error::Io {
+        path: args.data_dir.clone(),
+        source,
+    })?;
+    let config = DevConfig {
+        home,
+        data_dir,
+        rpc_url: args.rpc_url.clone(),
+        database_url: args.database_url.clone(),
+        ports: Ports::Base(args.base_port),
+    };
+    let dev = trace_dev::start(config).await?;
+
+    let urls = &dev.urls;
+    println!("trace dev is running");
+    println!("  gateway           {}", urls.gateway);
+    println!("  dispatcher        {}", urls.dispatcher);
+    println!("  query             {}", urls.query);
+    println!("  rpc-gateway       {}", urls.rpc_gateway);
+    if let Some(replay) = &urls.replay_provider {
+        println!("  replay provider   {replay}");
+    }
+    println!("  webhook receiver  {}", dev.receiver_url);
+    println!("  state database    {}", dev.state_database_url);
+    println!("  data database     {}", dev.data_database_url);
+    println!(
+        "API key for tenant `dev` written to {}",
+        dev.credentials_path.display()
+    );
+    println!("press Ctrl-C to stop");
+
+    wait_for_signal().await;
+    println!("stopping");
+    dev.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

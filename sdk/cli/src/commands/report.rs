@@ -1,0 +1,102 @@
+//! `trace demo-report`: what the demo's job did, in a few lines: the job,
+//! the dataset's top tokens named from the token list, and the webhooks the
+//! local receiver verified.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use arrow::array::Array;
+use trace_common::api::JobStatus;
+use uuid::Uuid;
+
+use crate::{Cli, Credentials, Error};
+
+/// Arguments of `trace demo-report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The job to report on.
+    pub job: Uuid,
+    /// The token list (`address,symbol,name,decimals`) to name tokens with.
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
+}
+
+pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<(), Error> {
+    let client = cli.client()?;
+    let status: JobStatus = client.get(&format!("/v1/jobs/{}", args.job)).await?;
+    let job = &status.job;
+    println!(
+        "job {}: {} of {} tasks succeeded; {} records and {} alerts published, {} records and \
+         {} alerts sunk",
+        job.id,
+        job.progress.succeeded,
+        job.progress.total,
+        job.records_published,
+        job.alerts_published,
+        status.sunk.records,
+        status.sunk.alerts
+    );
+    println!(
+        "webhook deliveries: {} delivered, {} pending, {} failed",
+        status.delivery.delivered, status.delivery.pending, status.delivery.failed
+    );
+
+    let symbols = match &args.tokens {
+        Some(path) => read_symbols(path)?,
+        None => HashMap::new(),
+    };
+    let sql = "select token, count(*) as transfers from erc20_transfers \
+               group by token order by transfers desc, token limit 5";
+    let batches = super::query::fetch(&client, sql, &[], false).await?;
+    println!("top tokens by transfers:");
+    for batch in &batches {
+        let tokens = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
+        let counts = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)?;
+        let tokens = tokens.as_any().downcast_ref::<arrow::array::StringArray>();
+        let counts = counts.as_any().downcast_ref::<arrow::array::Int64Array>();
+        let (Some(tokens), Some(counts)) = (tokens, counts) else {
+            continue;
+        };
+        for row in 0..batch.num_rows() {
+            let token = tokens.value(row);
+            let symbol = symbols
+                .get(&token.to_lowercase())
+                .map(String::as_str)
+                .unwrap_or("?");
+            println!("  {symbol:<8} {token}  {}", counts.value(row));
+        }
+    }
+
+    if let Some(receiver) = Credentials::read(&cli.home()).ok().and_then(|c| c.receiver) {
+        let stats = reqwest::get(format!("{receiver}/stats")).await;
+        if let Ok(resp) = stats
+            && let Ok(stats) = resp.json::<serde_json::Value>().await
+        {
+            println!(
+                "webhook receiver: {} verified, {} rejected, {} unique alert ids",
+                stats["verified"], stats["rejected"], stats["unique_ids"]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Lower-case address -> symbol, from the token list.
+fn read_symbols(path: &PathBuf) -> Result<HashMap<String, String>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let symbols = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            Some((
+                fields.next()?.trim().to_lowercase(),
+                fields.next()?.trim().to_string(),
+            ))
+        })
+        .collect();
+    Ok(symbols)
+}
