@@ -1,0 +1,47 @@
+//! Why a query was not answered, and how each reason reaches the client.
+//!
+//! Client mistakes (`invalid_query`, `denied`, `limit_exceeded`, `timeout`)
+//! carry a message meant for the query's author; internal failures are
+//! logged once and answered as a bare `internal`.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use trace_common::ApiError;
+
+/// A query that could not be answered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The SQL does not parse or plan: syntax, unknown table or column, types.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// The SQL is not a single read-only statement, or reads what it may not.
+    #[error("denied: {0}")]
+    Denied(String),
+    /// The result is larger than a configured limit.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// The query ran longer than the statement timeout.
+    #[error("query exceeded the statement timeout of `{}` ms", .0.as_millis())]
+    Timeout(Duration),
+    /// The database, the lake or the encoder failed.
+    #[error("internal failure: {0}")]
+    Internal(String),
+}
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        match err {
+            QueryError::InvalidQuery(m) => ApiError::bad_request("invalid_query", m),
+            QueryError::Denied(m) => ApiError::new(StatusCode::FORBIDDEN, "denied", m),
+            QueryError::LimitExceeded(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", m)
+            }
+            e @ QueryError::Timeout(_) => {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", e.to_string())
+            }
+            QueryError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}

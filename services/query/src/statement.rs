@@ -1,0 +1,126 @@
+//! The one-statement, read-only gate every query passes before it runs.
+//!
+//! SQL is parsed with the PostgreSQL dialect of `sqlparser` (as re-exported
+//! by DataFusion) so that the decision rests on the statement's structure,
+//! never on keyword matching: exactly one statement, and that one a query
+//! (`SELECT`, `WITH`, `VALUES`, `TABLE`) without `INTO`, row locks (`FOR
+//! UPDATE`/`FOR SHARE`) or data-modifying common table expressions. The
+//! Postgres source also runs it in a read-only transaction under a role that
+//! can only read, so this gate is the first of two fences, not the only one.
+
+use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::error::QueryError;
+
+/// Checks that `sql` is exactly one read-only query.
+pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .map_err(|e| QueryError::InvalidQuery(format!("sql does not parse: {e}")))?;
+    let [statement] = statements.as_slice() else {
+        return Err(QueryError::Denied(format!(
+            "exactly one statement is allowed, got {}",
+            statements.len()
+        )));
+    };
+    match statement {
+        Statement::Query(query) => check_query(query),
+        other => Err(QueryError::Denied(format!(
+            "only queries (SELECT, WITH, VALUES) are allowed, not `{}`",
+            statement_word(other)
+        ))),
+    }
+}
+
+fn check_query(query: &Query) -> Result<(), QueryError> {
+    if !query.locks.is_empty() {
+        return Err(QueryError::Denied(
+            "row locks (`FOR UPDATE`, `FOR SHARE`) are not allowed".into(),
+        ));
+    }
+    if let Some(with) = &query.with {
+        for cte in &with.cte_tables {
+            check_query(&cte.query)?;
+        }
+    }
+    check_body(&query.body)
+}
+
+fn check_body(body: &SetExpr) -> Result<(), QueryError> {
+    match body {
+        SetExpr::Select(select) if select.into.is_some() => Err(QueryError::Denied(
+            "`SELECT ... INTO` is not allowed".into(),
+        )),
+        SetExpr::Select(_) | SetExpr::Values(_) | SetExpr::Table(_) => Ok(()),
+        SetExpr::Query(query) => check_query(query),
+        SetExpr::SetOperation { left, right, .. } => {
+            check_body(left)?;
+            check_body(right)
+        }
+        SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => Err(
+            QueryError::Denied("data-modifying statements are not allowed".into()),
+        ),
+    }
+}
+
+/// The statement's leading keywords, for the refusal message (never the
+/// whole statement, which may be long).
+fn statement_word(statement: &Statement) -> String {
+    let text = statement.to_string();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denied(sql: &str) -> bool {
+        matches!(check_read_only(sql), Err(QueryError::Denied(_)))
+    }
+
+    #[test]
+    fn plain_queries_pass() {
+        for sql in [
+            "select 1",
+            "select * from logs where topic0 = $1 order by 1",
+            "with t as (select 1 as x) select x from t",
+            "values (1, 'a')",
+            "select 1 union all select 2",
+        ] {
+            check_read_only(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+
+    #[test]
+    fn writes_ddl_copy_locks_and_into_are_denied() {
+        for sql in [
+            "insert into logs values (1)",
+            "update logs set address = 'x'",
+            "delete from logs",
+            "create table t (x int)",
+            "drop table logs",
+            "copy logs to stdout",
+            "select * from logs for update",
+            "select * into t2 from logs",
+            "with d as (delete from logs returning *) select * from d",
+            "set search_path = public",
+            "explain select 1",
+        ] {
+            assert!(denied(sql), "{sql} was not denied");
+        }
+    }
+
+    #[test]
+    fn two_statements_are_denied_and_garbage_is_invalid() {
+        assert!(denied("select 1; select 2"));
+        assert!(denied(""));
+        assert!(matches!(
+            check_read_only("selec 1 frm"),
+            Err(QueryError::InvalidQuery(_))
+        ));
+    }
+}

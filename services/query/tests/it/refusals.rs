@@ -1,0 +1,141 @@
+//! What the service refuses, with which code, and the limits it enforces.
+
+use serde_json::json;
+
+use super::support::{code, message, query, start};
+
+#[tokio::test]
+async fn writes_ddl_copy_and_multiple_statements_are_denied_on_both_sources() {
+    let service = start(|_| {}).await;
+    for sql in [
+        "insert into logs (chain_id) values (1)",
+        "update logs set address = 'x'",
+        "delete from logs",
+        "create table t (x int)",
+        "drop table logs",
+        "copy logs to stdout",
+        "select 1; select 2",
+        "select * from logs for update",
+    ] {
+        for lake in [false, true] {
+            let answer = query(&service.base, "acme", sql, json!([]), lake).await;
+            assert_eq!(
+                code(&answer),
+                (403, "denied".into()),
+                "{sql} (lake: {lake})"
+            );
+        }
+    }
+    let rows: i64 = sqlx::query_scalar("select count(*) from chain.logs")
+        .fetch_one(&service.data)
+        .await
+        .unwrap();
+    assert_eq!(rows, super::support::LOADED as i64);
+}
+
+#[tokio::test]
+async fn malformed_sql_and_unknown_tables_or_columns_are_invalid_queries() {
+    let service = start(|_| {}).await;
+    let malformed = query(&service.base, "acme", "selec * frm logs", json!([]), false).await;
+    assert_eq!(code(&malformed), (400, "invalid_query".into()));
+
+    for lake in [false, true] {
+        let unknown = query(&service.base, "acme", "select * from nope", json!([]), lake).await;
+        assert_eq!(code(&unknown), (400, "invalid_query".into()));
+        assert!(message(&unknown).contains("nope"), "{}", message(&unknown));
+        let column = query(
+            &service.base,
+            "acme",
+            "select nope from logs",
+            json!([]),
+            lake,
+        )
+        .await;
+        assert_eq!(code(&column), (400, "invalid_query".into()));
+        assert!(message(&column).contains("nope"), "{}", message(&column));
+    }
+    let missing = query(
+        &service.base,
+        "acme",
+        "select * from blocks",
+        json!([]),
+        true,
+    )
+    .await;
+    assert!(
+        message(&missing).contains("with files: logs"),
+        "{}",
+        message(&missing)
+    );
+
+    let interval = query(
+        &service.base,
+        "acme",
+        "select interval '1 day' as x",
+        json!([]),
+        false,
+    )
+    .await;
+    assert_eq!(code(&interval), (400, "invalid_query".into()));
+    assert!(
+        message(&interval).contains("`interval`"),
+        "{}",
+        message(&interval)
+    );
+}
+
+#[tokio::test]
+async fn a_query_past_the_statement_timeout_is_stopped() {
+    let service = start(|c| c.statement_timeout_ms = 300).await;
+    let started = std::time::Instant::now();
+    let answer = query(
+        &service.base,
+        "acme",
+        "select pg_sleep(5)",
+        json!([]),
+        false,
+    )
+    .await;
+    assert_eq!(code(&answer), (408, "timeout".into()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn results_past_the_row_limit_are_refused_naming_it() {
+    let service = start(|c| c.max_rows = 10).await;
+    let pg = query(
+        &service.base,
+        "acme",
+        "select generate_series(1, 100) as n",
+        json!([]),
+        false,
+    )
+    .await;
+    assert_eq!(code(&pg), (422, "limit_exceeded".into()));
+    assert!(message(&pg).contains("`10`"), "{}", message(&pg));
+    let lake = query(&service.base, "acme", "select * from logs", json!([]), true).await;
+    assert_eq!(code(&lake), (422, "limit_exceeded".into()));
+    let fits = query(
+        &service.base,
+        "acme",
+        "select * from logs limit 10",
+        json!([]),
+        true,
+    )
+    .await;
+    assert_eq!(fits.unwrap().num_rows(), 10);
+}
+
+#[tokio::test]
+async fn a_missing_or_malformed_tenant_is_refused() {
+    let service = start(|_| {}).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/query", service.base))
+        .json(&json!({"sql": "select 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let bad = query(&service.base, "Acme-1", "select 1", json!([]), false).await;
+    assert_eq!(code(&bad), (400, "invalid_tenant".into()));
+}
