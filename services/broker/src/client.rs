@@ -1,7 +1,7 @@
 //! A typed client of the broker, for the UDF workers and the tests.
 //!
 //! Object calls carry the token from [`BrokerClient::credentials`]; keys are
-//! relative to the task's prefix and percent-encoded into the path here.
+//! relative to the task's prefix and percent-encoded into one path segment.
 
 use trace_common::api::{CredentialRequest, Credentials};
 use trace_common::http::{ClientError, ServiceClient, check, decode};
@@ -101,11 +101,13 @@ impl BrokerClient {
     }
 }
 
-/// Percent-encodes every byte of `key` but unreserved characters and `/`.
+/// Percent-encodes every byte of `key` except unreserved characters (so `/`
+/// is encoded too): the key travels as one path segment that no URL
+/// normalisation of `.` or `..` segments can alter; the broker decodes it.
 pub fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for byte in key.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -117,7 +119,8 @@ pub fn encode_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn keys_are_percent_encoded_but_keep_their_slashes() {
-        assert_eq!(super::encode_key("a b/c?d#%"), "a%20b/c%3Fd%23%25");
+    fn keys_are_percent_encoded_into_one_segment() {
+        assert_eq!(super::encode_key("a b/c?d#%"), "a%20b%2Fc%3Fd%23%25");
+        assert_eq!(super::encode_key("../x"), "..%2Fx");
     }
 }
