@@ -16,11 +16,11 @@ use std::time::Duration;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -170,9 +170,15 @@ pub fn router(pool: PgPool, config: &Config) -> Router {
 async fn query(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(request): Json<QueryRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&headers)?;
+    let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("the body is not a query request: {e}"),
+        )
+    })?;
     statement::check_read_only(&request.sql)?;
     let started = std::time::Instant::now();
     let result = match request.source {

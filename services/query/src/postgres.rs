@@ -141,7 +141,7 @@ impl PgSource {
             }
         }
         drop(rows);
-        if columns.len() > 0 {
+        if !columns.is_empty() {
             batches.push(finish(&schema, &mut columns)?);
         }
         tx.rollback().await.map_err(|e| self.db_error(e))?;

@@ -161,6 +161,11 @@ impl Columns {
         self.rows
     }
 
+    /// Whether no row was appended since the last [`Columns::finish`].
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
     /// Appends `row`; returns the bytes its values take.
     pub fn push(&mut self, row: &PgRow) -> Result<u64, QueryError> {
         let mut bytes = 0;
