@@ -1,5 +1,7 @@
 //! The reaper: running tasks whose lease expired go back to the queue, or
-//! die once their attempts are used up.
+//! die once their attempts are used up; and the reconciler: queued tasks that
+//! waited too long get a fresh wake-up, so a lost message costs latency,
+//! never work.
 //!
 //! The worker that held the lease may still be running; its attempt token is
 //! now stale, so its heartbeat, complete and fail are refused and whatever it
@@ -16,6 +18,10 @@ use crate::state::AppState;
 
 /// The most expired leases handled per transaction.
 const BATCH: i64 = 200;
+/// How long a queued task of a running job waits before it is woken again.
+/// A task merely waiting behind a long queue is woken again too; the extra
+/// message finds it claimed or claims it, either way harmlessly.
+pub const RECONCILE_AFTER: Duration = Duration::from_secs(300);
 
 /// Returns one batch of expired leases; says how many tasks it touched.
 pub async fn reap_once(state: &AppState) -> Result<u64, sqlx::Error> {
@@ -75,11 +81,46 @@ pub async fn reap_once(state: &AppState) -> Result<u64, sqlx::Error> {
     Ok(expired.len() as u64)
 }
 
-/// Reaps every `every` until `shutdown`.
+/// Writes a new wake-up for up to one batch of queued tasks of running jobs
+/// that have not changed for `waited`; says how many.
+pub async fn reconcile_once(state: &AppState, waited: Duration) -> Result<u64, sqlx::Error> {
+    let woken = sqlx::query(
+        "with stale as ( \
+             select t.id, t.job_id, j.kind from tasks t join jobs j on j.id = t.job_id \
+             where t.state = 'queued' and j.state = 'running' \
+                 and t.updated_at < now() - make_interval(secs => $1) \
+             order by t.updated_at limit $2 \
+             for update of t skip locked \
+         ), touched as ( \
+             update tasks t set updated_at = now() from stale s where t.id = s.id \
+         ) \
+         insert into outbox (queue, body) \
+         select case when s.kind = 'udf' then $3 else $4 end, \
+             jsonb_build_object('task_id', s.id, 'job_id', s.job_id) \
+         from stale s",
+    )
+    .bind(waited.as_secs_f64())
+    .bind(BATCH)
+    .bind(trace_common::api::QUEUE_TASKS_UDF)
+    .bind(trace_common::api::QUEUE_TASKS_INGEST)
+    .execute(&state.pool)
+    .await?
+    .rows_affected();
+    if woken > 0 {
+        tracing::info!(woken, "queued tasks woken again");
+        state.wake_relay();
+    }
+    Ok(woken)
+}
+
+/// Reaps and reconciles every `every` until `shutdown`.
 pub async fn run(state: AppState, every: Duration, shutdown: CancellationToken) {
     loop {
         if let Err(err) = reap_once(&state).await {
             tracing::warn!(error = %err, "reaper pass failed; will retry");
+        }
+        if let Err(err) = reconcile_once(&state, RECONCILE_AFTER).await {
+            tracing::warn!(error = %err, "reconciler pass failed; will retry");
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -269,3 +269,39 @@ async fn an_unknown_task_is_not_found() {
     let err = d.client.lease(uuid::Uuid::new_v4(), 1).await.unwrap_err();
     assert_eq!(err.status(), Some(404));
 }
+
+#[tokio::test]
+async fn a_task_left_queued_too_long_is_woken_again_once() {
+    let d = start(settings(30_000, 3)).await;
+    let job = d.client.create_job(&ingest(1, 2, 1)).await.unwrap();
+    let ids = task_ids(&d.pool, job.id).await;
+    trace_dispatcher::relay::relay_once(&d.state).await.unwrap();
+    d.client.claim(ids[1], "w").await.unwrap().unwrap();
+    sqlx::query("update tasks set updated_at = now() - interval '10 minutes'")
+        .execute(&d.pool)
+        .await
+        .unwrap();
+
+    let waited = Duration::from_secs(300);
+    assert_eq!(
+        trace_dispatcher::reaper::reconcile_once(&d.state, waited)
+            .await
+            .unwrap(),
+        1
+    );
+    let body: serde_json::Value =
+        sqlx::query_scalar("select body from outbox where sent_at is null")
+            .fetch_one(&d.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({ "task_id": ids[0], "job_id": job.id })
+    );
+    assert_eq!(
+        trace_dispatcher::reaper::reconcile_once(&d.state, waited)
+            .await
+            .unwrap(),
+        0
+    );
+}
