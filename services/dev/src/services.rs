@@ -35,6 +35,8 @@ pub struct ServiceUrls {
     pub webhook_receiver: String,
     /// The platform worker's health endpoint.
     pub platform_worker: String,
+    /// The UDF worker's health endpoint.
+    pub udf_worker: String,
 }
 
 type Task = (&'static str, JoinHandle<Result<(), String>>);
@@ -189,6 +191,25 @@ pub(crate) async fn start_all(
         trace_platform_worker::serve(cfg, l, s)
     });
 
+    let listener = bind("udf worker", port(ports, 10)).await?;
+    let cfg = trace_udf_worker::Config {
+        dispatcher_url: dispatcher.clone(),
+        query_url: query.clone(),
+        broker_url: broker.clone(),
+        objects_dir: objects_dir.to_path_buf(),
+        artifact_cache_dir: config.home.join("artifacts"),
+        worker_id: "dev-udf-worker".into(),
+        concurrency: 2,
+        memory_mib: 64,
+        deadline_secs: 30,
+        max_log_lines: 1000,
+        max_records: 1_000_000,
+        max_alerts: 10_000,
+    };
+    let udf_worker = run.spawn("udf worker", listener, |l, s| {
+        trace_udf_worker::serve(cfg, l, s)
+    });
+
     let urls = ServiceUrls {
         gateway,
         dispatcher,
@@ -200,6 +221,7 @@ pub(crate) async fn start_all(
         replay_provider,
         webhook_receiver,
         platform_worker,
+        udf_worker,
     };
     for (service, url) in [
         ("rpc-gateway", &urls.rpc_gateway),
@@ -211,6 +233,7 @@ pub(crate) async fn start_all(
         ("webhook receiver", &urls.webhook_receiver),
         ("gateway", &urls.gateway),
         ("platform worker", &urls.platform_worker),
+        ("udf worker", &urls.udf_worker),
     ] {
         run.healthy(service, url, Duration::from_secs(60)).await?;
     }
