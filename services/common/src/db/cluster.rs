@@ -44,21 +44,30 @@ impl Cluster {
         let bin = find_binaries()?;
         let data = dir.join("data");
         std::fs::create_dir_all(dir).map_err(|e| cmd_err("create data directory", e))?;
+        if running_as_root() {
+            // The server refuses to run as root; it runs as `postgres`, which must own `dir`.
+            run(Command::new("chown").arg("postgres:").arg(dir))?;
+        }
         if !data.join("PG_VERSION").exists() {
-            run(Command::new(bin.join("initdb"))
+            run(pg_command(&bin, "initdb")
                 .arg("-D")
                 .arg(&data)
                 .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])
                 .args(["--locale", "C"]))?;
         }
-        let cluster = Self { dir: dir.to_path_buf(), bin, port, stop_on_drop: false };
+        let cluster = Self {
+            dir: dir.to_path_buf(),
+            bin,
+            port,
+            stop_on_drop: false,
+        };
         if !cluster.is_running() {
             let opts = format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
                  -c max_connections=200 -c shared_buffers=128MB",
                 dir.display()
             );
-            run(Command::new(cluster.bin.join("pg_ctl"))
+            run(pg_command(&cluster.bin, "pg_ctl")
                 .arg("-D")
                 .arg(&data)
                 .arg("-l")
@@ -87,15 +96,31 @@ impl Cluster {
 
     /// Creates `database` unless it exists.
     pub fn create_database(&self, database: &str) -> Result<(), ClusterError> {
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+        let out = pg_command(&self.bin, "psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .args(["-d", "postgres", "-tAc"])
-            .arg(format!("select 1 from pg_database where datname = '{database}'"))
+            .arg(format!(
+                "select 1 from pg_database where datname = '{database}'"
+            ))
             .output();
         let exists = matches!(&out, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "1");
         if !exists {
-            run(Command::new(self.bin.join("createdb"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            run(pg_command(&self.bin, "createdb")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
                 .arg(database))?;
         }
         Ok(())
@@ -103,14 +128,14 @@ impl Cluster {
 
     /// Stops the server (fast shutdown).
     pub fn stop(&self) -> Result<(), ClusterError> {
-        run(Command::new(self.bin.join("pg_ctl"))
+        run(pg_command(&self.bin, "pg_ctl")
             .arg("-D")
             .arg(self.dir.join("data"))
             .args(["-m", "fast", "-w", "stop"]))
     }
 
     fn is_running(&self) -> bool {
-        Command::new(self.bin.join("pg_ctl"))
+        pg_command(&self.bin, "pg_ctl")
             .arg("-D")
             .arg(self.dir.join("data"))
             .arg("status")
@@ -122,7 +147,7 @@ impl Cluster {
     fn wait_ready(&self, limit: Duration) -> Result<(), ClusterError> {
         let start = Instant::now();
         while start.elapsed() < limit {
-            let ok = Command::new(self.bin.join("pg_isready"))
+            let ok = pg_command(&self.bin, "pg_isready")
                 .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
                 .output()
                 .map(|o| o.status.success())
@@ -132,7 +157,10 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(ClusterError::NotReady { port: self.port, seconds: limit.as_secs() })
+        Err(ClusterError::NotReady {
+            port: self.port,
+            seconds: limit.as_secs(),
+        })
     }
 }
 
@@ -156,7 +184,7 @@ pub fn find_binaries() -> Result<PathBuf, ClusterError> {
     }
     candidates
         .into_iter()
-        .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+        .find(|dir| TOOLS.iter().all(|tool| dir.join(tool).is_file()))
         .ok_or(ClusterError::BinariesMissing)
 }
 
@@ -166,6 +194,35 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
+}
+
+/// Every PostgreSQL program the cluster runs; some installs link only a few
+/// of them into `/usr/local/bin`, so the search wants them all in one place.
+const TOOLS: &[&str] = &["initdb", "pg_ctl", "pg_isready", "psql", "createdb"];
+
+/// A command for the PostgreSQL program `tool`. PostgreSQL refuses to run as
+/// root, so as root the program runs as the `postgres` user via `runuser`.
+fn pg_command(bin: &Path, tool: &str) -> Command {
+    if running_as_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+        cmd
+    } else {
+        Command::new(bin.join(tool))
+    }
+}
+
+/// Whether this process runs as root (uid 0), judged by who owns `/proc/self`.
+fn running_as_root() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    false
 }
 
 fn run(cmd: &mut Command) -> Result<(), ClusterError> {
@@ -183,5 +240,8 @@ fn run(cmd: &mut Command) -> Result<(), ClusterError> {
 }
 
 fn cmd_err(what: &str, e: std::io::Error) -> ClusterError {
-    ClusterError::Command { command: what.to_string(), detail: e.to_string() }
+    ClusterError::Command {
+        command: what.to_string(),
+        detail: e.to_string(),
+    }
 }
