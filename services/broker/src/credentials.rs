@@ -2,8 +2,11 @@
 //! the asking attempt holds a live lease.
 //!
 //! The dispatcher is the judge of liveness. The token expires with the lease
-//! as it stood when asked, or after the TTL cap if that comes first; a worker
-//! whose task outlives its token asks again after its next heartbeat.
+//! as it stood when asked, or after the TTL cap if that comes first. Past
+//! that expiry, and until the TTL cap after issuance, the object endpoint
+//! still honours it while the dispatcher says the lease is live (heartbeats
+//! extend leases, not tokens); a worker whose task outlives the cap asks
+//! again.
 
 use axum::Json;
 use axum::extract::State;
@@ -44,7 +47,8 @@ pub async fn issue(
         }
     };
 
-    let cap = chrono::Utc::now() + state.token_ttl;
+    let now = chrono::Utc::now();
+    let cap = now + state.token_ttl;
     let expires = expires.min(cap);
     let prefix = scratch_prefix(&lease.tenant_id, lease.job_id, req.task_id);
     let claims = Claims {
@@ -54,6 +58,7 @@ pub async fn issue(
         attempt: req.attempt,
         prefix: prefix.clone(),
         exp: expires.timestamp(),
+        renew_until: cap.timestamp(),
     };
     let token = state.signer.sign(&claims);
     tracing::info!(task = %req.task_id, attempt = req.attempt, worker = %req.worker_id,

@@ -55,6 +55,13 @@ pub struct Config {
     pub max_object_bytes: u64,
 }
 
+impl Default for Config {
+    /// The flags' defaults.
+    fn default() -> Self {
+        Self::new("http://127.0.0.1:7401", ".trace/objects")
+    }
+}
+
 impl Config {
     /// The defaults, with the given dispatcher and object directory.
     pub fn new(dispatcher_url: impl Into<String>, objects_dir: impl Into<PathBuf>) -> Self {

@@ -17,7 +17,7 @@ use trace_common::ApiError;
 
 use crate::keys::{KeyError, check_key, check_prefix};
 use crate::state::BrokerState;
-use crate::token::{Claims, TokenError};
+use crate::token::Claims;
 
 /// `GET /v1/objects/{key}`: the bytes, or 404 `object_not_found`.
 pub async fn get(
@@ -25,7 +25,7 @@ pub async fn get(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Bytes, ApiError> {
-    let path = scoped(&state, &headers, &key)?;
+    let path = scoped(&state, &headers, &key).await?;
     match state.store.get(&path).await {
         Ok(found) => found.bytes().await.map_err(ApiError::unavailable),
         Err(object_store::Error::NotFound { .. }) => Err(ApiError::not_found(
@@ -43,7 +43,7 @@ pub async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let path = scoped(&state, &headers, &key)?;
+    let path = scoped(&state, &headers, &key).await?;
     let max = state.max_object_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -72,7 +72,7 @@ pub async fn delete(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let path = scoped(&state, &headers, &key)?;
+    let path = scoped(&state, &headers, &key).await?;
     match state.store.delete(&path).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(StatusCode::NO_CONTENT),
         Err(err) => Err(ApiError::unavailable(err)),
@@ -92,7 +92,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    let claims = authorize(&state, &headers)?;
+    let claims = authorize(&state, &headers).await?;
     check_prefix(&query.prefix).map_err(invalid_key)?;
     let scope =
         StorePath::parse(claims.prefix.trim_end_matches('/')).map_err(ApiError::internal)?;
@@ -119,15 +119,22 @@ pub async fn list(
 }
 
 /// The store path of `key` under the token's prefix.
-fn scoped(state: &BrokerState, headers: &HeaderMap, key: &str) -> Result<StorePath, ApiError> {
-    let claims = authorize(state, headers)?;
+async fn scoped(
+    state: &BrokerState,
+    headers: &HeaderMap,
+    key: &str,
+) -> Result<StorePath, ApiError> {
+    let claims = authorize(state, headers).await?;
     check_key(key).map_err(invalid_key)?;
     StorePath::parse(format!("{}{key}", claims.prefix))
         .map_err(|_| ApiError::bad_request("invalid_key", "the key is not a valid object path"))
 }
 
 /// The claims of the bearer token, or 401.
-fn authorize(state: &BrokerState, headers: &HeaderMap) -> Result<Claims, ApiError> {
+///
+/// A token past its expiry is still honoured until its renewal limit when
+/// the dispatcher says its attempt's lease is live.
+async fn authorize(state: &BrokerState, headers: &HeaderMap) -> Result<Claims, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -135,14 +142,23 @@ fn authorize(state: &BrokerState, headers: &HeaderMap) -> Result<Claims, ApiErro
     let Some(token) = value.strip_prefix("Bearer ") else {
         return Err(ApiError::unauthorized("a bearer token is required"));
     };
+    let Ok(claims) = state.signer.open(token.trim()) else {
+        return Err(ApiError::unauthorized("the token is not valid"));
+    };
     let now = chrono::Utc::now().timestamp();
-    state
-        .signer
-        .verify(token.trim(), now)
-        .map_err(|err| match err {
-            TokenError::Expired(_) => ApiError::unauthorized("the token expired"),
-            _ => ApiError::unauthorized("the token is not valid"),
-        })
+    if claims.exp > now {
+        return Ok(claims);
+    }
+    if now < claims.renew_until {
+        let lease = state.dispatcher.lease(claims.task, claims.attempt).await;
+        match lease {
+            Ok(lease) if lease.live => return Ok(claims),
+            Ok(_) => {}
+            Err(err) if err.status() == Some(404) => {}
+            Err(err) => return Err(ApiError::unavailable(err)),
+        }
+    }
+    Err(ApiError::unauthorized("the token expired"))
 }
 
 fn invalid_key(err: KeyError) -> ApiError {

@@ -1,8 +1,9 @@
 //! Task-scoped bearer tokens, signed with HMAC-SHA256 by the broker's key.
 //!
 //! A token is `<claims>.<signature>`, both unpadded base64url: the claims are
-//! the JSON of [`Claims`] (tenant, job, task, attempt, the object prefix and
-//! the expiry), the signature the HMAC of the encoded claims. Only the broker
+//! the JSON of [`Claims`] (tenant, job, task, attempt, the object prefix, the
+//! expiry and the renewal limit), the signature the HMAC of the encoded
+//! claims. Only the broker
 //! holds the key, so only the broker can mint or check a token; a changed
 //! claim or a token from another key fails the check.
 
@@ -24,8 +25,13 @@ pub struct Claims {
     pub attempt: u32,
     /// `scratch/<tenant>/<job>/<task>/`.
     pub prefix: String,
-    /// Expiry, in seconds since the Unix epoch.
+    /// Expiry, in seconds since the Unix epoch: the lease's expiry when the
+    /// token was issued, or the TTL cap if sooner.
     pub exp: i64,
+    /// Until when (Unix seconds) an expired token is still honoured while the
+    /// dispatcher says its lease is live (heartbeats extended it): issuance
+    /// plus the TTL cap.
+    pub renew_until: i64,
 }
 
 /// Why a token was refused.
@@ -78,6 +84,15 @@ impl Signer {
 
     /// The claims of `token` if it is ours and not expired at `now` (Unix seconds).
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let claims = self.open(token)?;
+        if claims.exp <= now {
+            return Err(TokenError::Expired(claims.exp));
+        }
+        Ok(claims)
+    }
+
+    /// The claims of `token` if it is ours, expired or not.
+    pub fn open(&self, token: &str) -> Result<Claims, TokenError> {
         let (body, signature) = token.split_once('.').ok_or(TokenError::Malformed)?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
@@ -89,11 +104,7 @@ impl Signer {
         let json = URL_SAFE_NO_PAD
             .decode(body)
             .map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-        if claims.exp <= now {
-            return Err(TokenError::Expired(claims.exp));
-        }
-        Ok(claims)
+        serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)
     }
 
     fn mac(&self, data: &[u8]) -> HmacSha256 {
@@ -115,6 +126,7 @@ mod tests {
             attempt: 2,
             prefix: "scratch/acme/j/t/".into(),
             exp,
+            renew_until: exp + 10,
         }
     }
 

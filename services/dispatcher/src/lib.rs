@@ -68,6 +68,13 @@ pub struct Config {
     pub migrate: bool,
 }
 
+impl Default for Config {
+    /// The flags' defaults.
+    fn default() -> Self {
+        Self::new("postgres://postgres@127.0.0.1:7432/state")
+    }
+}
+
 impl Config {
     /// The defaults, over the state database at `state_database_url`.
     pub fn new(state_database_url: impl Into<String>) -> Self {

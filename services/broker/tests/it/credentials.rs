@@ -93,3 +93,49 @@ async fn an_expired_token_is_refused() {
         (Some(401), Some("unauthorized"))
     );
 }
+
+#[tokio::test]
+async fn an_expired_token_works_while_heartbeats_keep_its_lease_live() {
+    let stack = start(Duration::from_millis(1500), 900, MIB).await;
+    let lease = stack.claimed(1).await.remove(0);
+    let creds = stack.credentials(&lease).await;
+    stack
+        .broker
+        .put(&creds.token, "k", b"v".to_vec())
+        .await
+        .unwrap();
+
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stack
+            .dispatcher
+            .heartbeat(lease.task_id, lease.attempt)
+            .await
+            .unwrap();
+    }
+    assert!(
+        chrono::Utc::now() > creds.expires_at,
+        "the token itself has expired"
+    );
+    let got = stack.broker.get(&creds.token, "k").await.unwrap();
+    assert_eq!(got, Some(b"v".to_vec()));
+
+    let done = CompleteRequest {
+        attempt: lease.attempt,
+        summary: serde_json::json!({}),
+        records_published: 0,
+        alerts_published: 0,
+        logs: vec![],
+    };
+    stack
+        .dispatcher
+        .complete(lease.task_id, &done)
+        .await
+        .unwrap();
+    let err = stack.broker.get(&creds.token, "k").await.unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(401),
+        "the lease ended, so the token is dead"
+    );
+}

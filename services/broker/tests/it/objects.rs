@@ -82,6 +82,7 @@ async fn forged_tampered_and_missing_tokens_are_refused() {
         attempt: lease.attempt,
         prefix: "scratch/".into(),
         exp: chrono::Utc::now().timestamp() + 600,
+        renew_until: chrono::Utc::now().timestamp() + 600,
     });
     let tampered = format!("{}x", token);
     for bad in [forged.as_str(), tampered.as_str(), "", "abc.def"] {
