@@ -1,1 +1,200 @@
-//! Runs user components for tasks.
+//! The UDF worker: runs user components for the tasks of UDF jobs.
+//!
+//! It receives wake-ups from the `tasks-udf` queue through the shared worker
+//! loop ([`trace_common::worker::run_worker`]); for each claimed task the
+//! [`UdfHandler`] reads the component from object storage by digest, loads
+//! it with [`trace_host::Host`] (compiled once, cached on disk), asks the
+//! broker for the task's credentials, and runs it on a blocking thread with
+//! capabilities that reach the platform over HTTP: the query service
+//! ([`query`]), the broker's object endpoint ([`objects`]), the buffer queue
+//! ([`records`]) and the task's collected log ([`log`]). The worker never
+//! connects to Postgres. Start at [`serve`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use trace_common::api::QUEUE_TASKS_UDF;
+use trace_common::dispatcher_client::DispatcherClient;
+use trace_common::queue::http::HttpQueue;
+use trace_common::worker::{WorkerOptions, run_worker};
+use trace_host::{Host, HostConfig, HostError, Limits};
+
+mod bridge;
+pub mod handler;
+pub mod log;
+pub mod objects;
+pub mod query;
+pub mod records;
+
+pub use handler::UdfHandler;
+
+/// Configuration of the UDF worker.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Base URL of the dispatcher: task claims and the embedded queue endpoint.
+    #[arg(
+        long,
+        env = "TRACE_DISPATCHER_URL",
+        default_value = "http://127.0.0.1:7401"
+    )]
+    pub dispatcher_url: String,
+    /// Base URL of the query service that components' queries go to.
+    #[arg(long, env = "TRACE_QUERY_URL", default_value = "http://127.0.0.1:7402")]
+    pub query_url: String,
+    /// Base URL of the broker: task credentials and the scoped object endpoint.
+    #[arg(
+        long,
+        env = "TRACE_BROKER_URL",
+        default_value = "http://127.0.0.1:7403"
+    )]
+    pub broker_url: String,
+    /// Directory of the platform object store, read for component bytes.
+    #[arg(
+        long = "objects-dir",
+        env = "TRACE_OBJECTS_DIR",
+        default_value = ".trace/objects"
+    )]
+    pub objects_dir: PathBuf,
+    /// Directory of compiled component artifacts, kept across restarts.
+    #[arg(
+        long,
+        env = "TRACE_ARTIFACT_CACHE_DIR",
+        default_value = ".trace/artifacts"
+    )]
+    pub artifact_cache_dir: PathBuf,
+    /// This worker's id, recorded as the owner of its leases.
+    #[arg(long, env = "TRACE_WORKER_ID", default_value = "udf-worker")]
+    pub worker_id: String,
+    /// How many tasks run at once.
+    #[arg(long, env = "TRACE_UDF_WORKER_CONCURRENCY", default_value_t = 2)]
+    pub concurrency: usize,
+    /// Memory cap of one component instance, in MiB.
+    #[arg(long, env = "TRACE_UDF_MEMORY_MIB", default_value_t = 64)]
+    pub memory_mib: usize,
+    /// Wall time one run may take, in seconds, before it is interrupted.
+    #[arg(long, env = "TRACE_UDF_DEADLINE_SECS", default_value_t = 30)]
+    pub deadline_secs: u64,
+    /// Most log lines a task keeps; later ones are counted and dropped.
+    #[arg(long, env = "TRACE_UDF_MAX_LOG_LINES", default_value_t = 1000)]
+    pub max_log_lines: u32,
+    /// Most records one task may publish, all datasets together.
+    #[arg(long, env = "TRACE_UDF_MAX_RECORDS", default_value_t = 1_000_000)]
+    pub max_records: u64,
+    /// Most alerts one task may publish.
+    #[arg(long, env = "TRACE_UDF_MAX_ALERTS", default_value_t = 10_000)]
+    pub max_alerts: u64,
+}
+
+impl Config {
+    /// The defaults, with the given service URLs and object directory; the
+    /// artifact cache goes to `artifacts/` beside the object directory.
+    pub fn new(
+        dispatcher_url: impl Into<String>,
+        query_url: impl Into<String>,
+        broker_url: impl Into<String>,
+        objects_dir: impl Into<PathBuf>,
+    ) -> Self {
+        let objects_dir = objects_dir.into();
+        let artifact_cache_dir = match objects_dir.parent() {
+            Some(parent) => parent.join("artifacts"),
+            None => PathBuf::from(".trace/artifacts"),
+        };
+        Self {
+            dispatcher_url: dispatcher_url.into(),
+            query_url: query_url.into(),
+            broker_url: broker_url.into(),
+            objects_dir,
+            artifact_cache_dir,
+            worker_id: "udf-worker".to_string(),
+            concurrency: 2,
+            memory_mib: 64,
+            deadline_secs: 30,
+            max_log_lines: 1000,
+            max_records: 1_000_000,
+            max_alerts: 10_000,
+        }
+    }
+
+    /// The per-run limits these flags set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory_bytes: self.memory_mib << 20,
+            epoch_deadline: Duration::from_secs(self.deadline_secs),
+            max_log_lines: self.max_log_lines,
+            ..Limits::default()
+        }
+    }
+}
+
+/// A failure to start the UDF worker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The wasmtime host could not be set up.
+    #[error("cannot set up the wasmtime host")]
+    Host(#[source] HostError),
+    /// The object store directory could not be opened.
+    #[error("cannot open the object store `{path}`")]
+    Objects {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The health server failed.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the worker loop on `tasks-udf` and serves `GET /healthz` on
+/// `listener`, until `shutdown`; running tasks are finished first.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let handler = Arc::new(UdfHandler::from_config(&config)?);
+    let mut options = WorkerOptions::new(QUEUE_TASKS_UDF, config.worker_id.clone());
+    options.concurrency = config.concurrency.max(1);
+    let queue = Arc::new(HttpQueue::new(config.dispatcher_url.clone()));
+    let dispatcher = DispatcherClient::new(config.dispatcher_url.clone());
+    let worker = tokio::spawn(run_worker(
+        queue,
+        dispatcher,
+        handler,
+        options,
+        shutdown.clone(),
+    ));
+
+    let stop = shutdown.clone();
+    let served =
+        trace_common::http::serve(listener, router(), async move { stop.cancelled().await })
+            .await
+            .map_err(Error::Serve);
+    shutdown.cancel();
+    let _ = worker.await;
+    served
+}
+
+/// The worker's health route, `GET /healthz`.
+pub fn router() -> Router {
+    Router::new().route("/healthz", get(|| async { "ok" }))
+}
+
+/// The host for `config`: a pool a little larger than the concurrency, and
+/// the artifact cache directory.
+pub(crate) fn host(config: &Config) -> Result<Host, Error> {
+    let host_config = HostConfig {
+        cache_dir: Some(config.artifact_cache_dir.clone()),
+        max_instances: (config.concurrency.max(1) as u32) * 2,
+        max_memory_bytes: (config.memory_mib << 20).max(HostConfig::default().max_memory_bytes),
+        ..HostConfig::default()
+    };
+    Host::new(host_config).map_err(Error::Host)
+}

@@ -1,1 +1,58 @@
-fn main() {}
+//! The `trace-udf-worker` binary: runs user components for UDF tasks.
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+/// Run user components for the tasks of UDF jobs.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Address of the health endpoint.
+    #[arg(long, env = "TRACE_LISTEN", default_value = "127.0.0.1:7410")]
+    listen: String,
+    /// Log JSON lines instead of human-readable ones.
+    #[arg(long, env = "TRACE_LOG_JSON")]
+    log_json: bool,
+    #[command(flatten)]
+    config: trace_udf_worker::Config,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    trace_common::telemetry::init(cli.log_json);
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(&cli.listen)
+        .await
+        .with_context(|| format!("failed to bind `{}`", cli.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    trace_udf_worker::serve(cli.config, listener, shutdown).await?;
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    shutdown.cancel();
+}

@@ -1,0 +1,38 @@
+//! How a capability on a blocking thread reaches async I/O.
+//!
+//! Components run on blocking threads (`spawn_blocking`); their host calls
+//! drive the async HTTP clients with the runtime's [`Handle::block_on`], and
+//! give up early once the task's cancellation token has fired.
+
+use std::future::Future;
+
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+/// The runtime and the task's cancellation, shared by its capabilities.
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    handle: Handle,
+    cancel: CancellationToken,
+}
+
+impl Bridge {
+    /// A bridge to the current runtime; call it from async code.
+    pub fn current(cancel: CancellationToken) -> Self {
+        Self {
+            handle: Handle::current(),
+            cancel,
+        }
+    }
+
+    /// Runs `future` to completion, or answers `None` once the task is
+    /// cancelled. Only call it from a blocking thread.
+    pub fn block_on<F: Future>(&self, future: F) -> Option<F::Output> {
+        self.handle.block_on(async {
+            tokio::select! {
+                _ = self.cancel.cancelled() => None,
+                out = future => Some(out),
+            }
+        })
+    }
+}

@@ -1,0 +1,245 @@
+//! The [`UdfHandler`]: one claimed UDF task, from component bytes to outcome.
+//!
+//! For each task it reads the component from object storage by digest,
+//! loads it with the shared [`Host`] (which checks the digest and the
+//! imports, and compiles once), asks the broker for the task's credentials,
+//! and runs the component on a blocking thread. Whatever the component does
+//! (returns an error, traps, breaks a limit) ends as a [`TaskFailure`] with
+//! the host's failure class; the worker itself goes on.
+
+use std::sync::{Arc, Mutex};
+
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio_util::sync::CancellationToken;
+use trace_broker::client::BrokerClient;
+use trace_common::api::{CredentialRequest, FailureClass, Lease};
+use trace_common::http::ServiceClient;
+use trace_common::queue::Queue;
+use trace_common::queue::http::HttpQueue;
+use trace_common::worker::{TaskFailure, TaskHandler, TaskOutcome};
+use trace_host::{Capabilities, Host, Limits, Loaded, RunOutput, TaskInput};
+
+use crate::bridge::Bridge;
+use crate::log::CollectedLog;
+use crate::objects::BrokerObjects;
+use crate::query::HttpQuery;
+use crate::records::{PublishLimits, Publisher, RecordsCap, send_batches};
+use crate::{Config, Error};
+
+/// Runs UDF tasks; one per worker, shared by its concurrent tasks.
+pub struct UdfHandler {
+    host: Arc<Host>,
+    objects: Arc<dyn ObjectStore>,
+    buffer: Arc<dyn Queue>,
+    query: ServiceClient,
+    broker: BrokerClient,
+    worker_id: String,
+    limits: Limits,
+    publish: PublishLimits,
+}
+
+impl UdfHandler {
+    /// A handler for `config`: its host, object store and service clients.
+    pub fn from_config(config: &Config) -> Result<Self, Error> {
+        let objects =
+            trace_common::objects::local(&config.objects_dir).map_err(|source| Error::Objects {
+                path: config.objects_dir.clone(),
+                source,
+            })?;
+        Ok(Self {
+            host: Arc::new(crate::host(config)?),
+            objects,
+            buffer: Arc::new(HttpQueue::new(config.dispatcher_url.clone())),
+            query: ServiceClient::new(config.query_url.clone()),
+            broker: BrokerClient::new(config.broker_url.clone()),
+            worker_id: config.worker_id.clone(),
+            limits: config.limits(),
+            publish: PublishLimits {
+                max_records: config.max_records,
+                max_alerts: config.max_alerts,
+            },
+        })
+    }
+
+    /// Uses `queue` for the record buffer instead of the dispatcher's queue
+    /// endpoint, as trace-dev and the tests do in one process.
+    pub fn with_buffer(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.buffer = queue;
+        self
+    }
+
+    /// The loaded component of `lease`, read and compiled if need be.
+    async fn load(&self, lease: &Lease) -> Result<Loaded, TaskFailure> {
+        let Some(component) = &lease.component else {
+            return Err(TaskFailure::deterministic(
+                "the task's job names no component",
+            ));
+        };
+        let digest = component.digest.clone();
+        let key = object_store::path::Path::from(trace_common::objects::component_key(&digest));
+        let bytes = match self.objects.get(&key).await {
+            Ok(got) => got.bytes().await,
+            Err(err) => Err(err),
+        };
+        let bytes = bytes.map_err(|err| match err {
+            object_store::Error::NotFound { .. } => {
+                TaskFailure::deterministic(format!("component `{digest}` is not in object storage"))
+            }
+            err => {
+                tracing::warn!(error = %err, digest, "reading the component failed");
+                TaskFailure::transient("the component could not be read from object storage")
+            }
+        })?;
+        let host = self.host.clone();
+        let loaded = tokio::task::spawn_blocking(move || host.load(&digest, &bytes)).await;
+        match loaded {
+            Ok(Ok(loaded)) => Ok(loaded),
+            Ok(Err(err)) => Err(failure(error_chain(&err), err.class())),
+            Err(join) => Err(TaskFailure::transient(format!(
+                "loading the component failed: {join}"
+            ))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskHandler for UdfHandler {
+    async fn run(
+        &self,
+        lease: Lease,
+        cancel: CancellationToken,
+    ) -> Result<TaskOutcome, TaskFailure> {
+        let loaded = self.load(&lease).await?;
+        let request = CredentialRequest {
+            task_id: lease.task_id,
+            attempt: lease.attempt,
+            worker_id: self.worker_id.clone(),
+        };
+        let credentials = self.broker.credentials(&request).await.map_err(|err| {
+            tracing::warn!(error = %err, task = %lease.task_id, "no credentials for the task");
+            TaskFailure::transient("the broker gave no credentials for the task")
+        })?;
+
+        let bridge = Bridge::current(cancel.clone());
+        let log = CollectedLog::default();
+        let publisher = Arc::new(Mutex::new(Publisher::new(
+            self.buffer.clone(),
+            lease.clone(),
+            self.publish,
+        )));
+        let caps = Capabilities {
+            query: Box::new(HttpQuery::new(
+                self.query.clone(),
+                &lease.tenant_id,
+                bridge.clone(),
+            )),
+            objects: Box::new(BrokerObjects::new(
+                self.broker.clone(),
+                credentials.token,
+                bridge.clone(),
+            )),
+            records: Box::new(RecordsCap::new(publisher.clone(), bridge)),
+            log: Box::new(log.clone()),
+        };
+
+        let host = self.host.clone();
+        let limits = self.limits.clone();
+        let task = task_input(&lease);
+        let started = std::time::Instant::now();
+        let ran = tokio::task::spawn_blocking(move || host.run(&loaded, task, caps, &limits)).await;
+        tracing::info!(task = %lease.task_id, elapsed_ms = started.elapsed().as_millis() as u64,
+            ok = matches!(ran, Ok(Ok(_))), "component ran");
+
+        let output = match ran {
+            Ok(Ok(output)) => output,
+            Ok(Err(err)) => return Err(failure_with(err.to_string(), err.class(), &log)),
+            Err(join) => {
+                let reason = format!("the component's thread failed: {join}");
+                return Err(failure_with(reason, FailureClass::Transient, &log));
+            }
+        };
+        if cancel.is_cancelled() {
+            let reason = "the task was cancelled while it ran".to_string();
+            return Err(failure_with(reason, FailureClass::Transient, &log));
+        }
+
+        let (queue, batches, records, alerts) = {
+            let mut p = publisher.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                p.queue(),
+                p.take_all(),
+                p.records_published(),
+                p.alerts_published(),
+            )
+        };
+        if let Err(err) = send_batches(queue.as_ref(), &batches).await {
+            tracing::warn!(error = %err, task = %lease.task_id, "buffer queue send failed");
+            let reason = "the record buffer is unavailable".to_string();
+            return Err(failure_with(reason, FailureClass::Transient, &log));
+        }
+        Ok(TaskOutcome {
+            summary: summary_json(&output),
+            records_published: records,
+            alerts_published: alerts,
+            logs: log.take(),
+        })
+    }
+}
+
+/// The WIT task of a lease.
+fn task_input(lease: &Lease) -> TaskInput {
+    TaskInput {
+        job_id: lease.job_id.to_string(),
+        task_id: lease.task_id.to_string(),
+        attempt: lease.attempt,
+        chain_id: lease.chain_id,
+        from_block: lease.from_block,
+        to_block: lease.to_block,
+        params: lease.params.to_string(),
+    }
+}
+
+/// The summary stored with the task: the component's message and counters
+/// and how long the run took.
+fn summary_json(output: &RunOutput) -> serde_json::Value {
+    let counters: serde_json::Map<String, serde_json::Value> = output
+        .counters
+        .iter()
+        .map(|(k, v)| (k.clone(), (*v).into()))
+        .collect();
+    serde_json::json!({
+        "message": output.message,
+        "counters": counters,
+        "query_calls": output.query_calls,
+        "instantiate_us": output.timing.instantiate.as_micros() as u64,
+        "run_ms": output.timing.call.as_millis() as u64,
+    })
+}
+
+fn failure(reason: String, class: FailureClass) -> TaskFailure {
+    TaskFailure {
+        reason,
+        class,
+        logs: Vec::new(),
+    }
+}
+
+fn failure_with(reason: String, class: FailureClass, log: &CollectedLog) -> TaskFailure {
+    TaskFailure {
+        reason,
+        class,
+        logs: log.take(),
+    }
+}
+
+/// An error and its sources, joined with `: `.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
