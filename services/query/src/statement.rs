@@ -4,15 +4,31 @@
 //! by DataFusion) so that the decision rests on the statement's structure,
 //! never on keyword matching: exactly one statement, and that one a query
 //! (`SELECT`, `WITH`, `VALUES`, `TABLE`) without `INTO`, row locks (`FOR
-//! UPDATE`/`FOR SHARE`) or data-modifying common table expressions. The
+//! UPDATE`/`FOR SHARE`) or data-modifying common table expressions, and
+//! calling none of the functions in [`DENIED_FUNCTIONS`]. The
 //! Postgres source also runs it in a read-only transaction under a role that
 //! can only read, so this gate is the first of two fences, not the only one.
 
-use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement};
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectName, Query, SetExpr, Statement, visit_expressions, visit_relations,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::error::QueryError;
+
+/// Functions no query may call. `set_config` could switch the role a query
+/// runs as (the role fence checks the session user, which is the service's
+/// own); the `query_to_xml` family runs SQL given as text, which this gate
+/// cannot see.
+pub const DENIED_FUNCTIONS: [&str; 4] = [
+    "set_config",
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+];
 
 /// Checks that `sql` is exactly one read-only query.
 pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
@@ -25,7 +41,10 @@ pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
         )));
     };
     match statement {
-        Statement::Query(query) => check_query(query),
+        Statement::Query(query) => {
+            check_query(query)?;
+            check_functions(statement)
+        }
         other => Err(QueryError::Denied(format!(
             "only queries (SELECT, WITH, VALUES) are allowed, not `{}`",
             statement_word(other)
@@ -61,6 +80,37 @@ fn check_body(body: &SetExpr) -> Result<(), QueryError> {
         SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => Err(
             QueryError::Denied("data-modifying statements are not allowed".into()),
         ),
+    }
+}
+
+fn check_functions(statement: &Statement) -> Result<(), QueryError> {
+    let denied = |name: &ObjectName| {
+        let text = name.to_string().to_lowercase();
+        let last = text
+            .rsplit('.')
+            .next()
+            .unwrap_or("")
+            .trim_matches('"')
+            .to_string();
+        if DENIED_FUNCTIONS.contains(&last.as_str()) {
+            ControlFlow::Break(last)
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let called = visit_expressions(statement, |expr| match expr {
+        Expr::Function(function) => denied(&function.name),
+        _ => ControlFlow::Continue(()),
+    });
+    let called = match called {
+        ControlFlow::Continue(()) => visit_relations(statement, denied),
+        broke => broke,
+    };
+    match called {
+        ControlFlow::Break(name) => {
+            Err(QueryError::Denied(format!("queries may not call `{name}`")))
+        }
+        ControlFlow::Continue(()) => Ok(()),
     }
 }
 
@@ -109,6 +159,10 @@ mod tests {
             "with d as (delete from logs returning *) select * from d",
             "set search_path = public",
             "explain select 1",
+            "select set_config('role', 'postgres', true)",
+            "select 1 from logs where pg_catalog.SET_CONFIG('a', 'b', true) is null",
+            "select * from query_to_xml('select 1', true, true, '')",
+            "select (select query_to_xml('select 1', true, true, ''))",
         ] {
             assert!(denied(sql), "{sql} was not denied");
         }
