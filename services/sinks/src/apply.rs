@@ -342,7 +342,11 @@ fn valid_tenant(tenant: &str) -> bool {
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
 }
 
-/// Progress of a job as the sinks see it.
+/// Progress of a job as the sinks see it: `records` sums the rows of its
+/// applied records batches (a retried attempt's batches count again, since
+/// their rows are stored again under their own attempt), `alerts` counts its
+/// stored alerts (ids are stable across attempts, so each counts once), and
+/// `rejected_batches` its rows in `sink_rejects`.
 pub async fn progress(
     pool: &PgPool,
     job: uuid::Uuid,
