@@ -47,6 +47,12 @@ fn raw_log_count(block: u64) -> u64 {
 #[tokio::test]
 async fn the_platform_starts_ingests_through_the_gateway_and_stops() {
     let home = tempfile::tempdir().unwrap();
+    #[cfg(unix)]
+    {
+        // Run as root, the cluster runs as `postgres`, which must reach the home.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let config = DevConfig {
         home: home.path().to_path_buf(),
         data_dir: data_dir(),
