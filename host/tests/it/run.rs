@@ -47,7 +47,7 @@ fn echo_reaches_every_capability_and_returns_its_summary() {
     assert_eq!(out.query_calls, 1);
     let calls = calls.lock().unwrap();
     let (sql, params, source) = &calls.queries[0];
-    assert_eq!(sql, "select number from blocks where number = $1");
+    assert_eq!(sql, "select $1::bigint as block, $2::text as note");
     assert!(matches!(params[..], [QueryParam::Int(100), QueryParam::Text(ref t)] if t == "x"));
     assert_eq!(*source, QuerySource::Postgres);
 

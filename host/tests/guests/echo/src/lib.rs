@@ -21,7 +21,7 @@ impl Guest for Echo {
         if let Some(reason) = param(&task.params, "panic") {
             panic!("{reason}");
         }
-        let sql = "select number from blocks where number = $1";
+        let sql = "select $1::bigint as block, $2::text as note";
         let params = [Param::Int(task.from_block as i64), Param::Text("x".into())];
         let bytes = query::execute(sql, &params, Source::Postgres)
             .map_err(|e| UdfError::Host(format!("{e:?}")))?;

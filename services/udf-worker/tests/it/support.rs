@@ -1,0 +1,159 @@
+//! The platform around a UDF worker, started in-process on ephemeral ports.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use trace_common::api::{ComponentRef, CreateJob, Job, JobKind, JobState};
+use trace_common::dispatcher_client::DispatcherClient;
+use trace_dispatcher::{AppState, Settings};
+
+/// The tenant every test job belongs to.
+pub const TENANT: &str = "acme";
+
+/// A running dispatcher, broker, query service and UDF worker.
+pub struct Platform {
+    pub dispatcher: DispatcherClient,
+    pub state: PgPool,
+    pub objects: TempDir,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts everything with a worker whose runs get `deadline_secs`.
+pub async fn start(deadline_secs: u64) -> Platform {
+    let (state, data) = trace_common::db::testing::fresh_pools().await;
+    sqlx::query("insert into tenants (id, name) values ($1, 'Acme')")
+        .bind(TENANT)
+        .execute(&state)
+        .await
+        .unwrap();
+    let objects = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+
+    let (listener, dispatcher_url) = bind().await;
+    let mut config = trace_dispatcher::Config::new("unused");
+    config.relay_interval_ms = 50;
+    config.reaper_interval_ms = 200;
+    let app = AppState::new(state.clone(), Settings::default());
+    let stop = shutdown.clone();
+    tokio::spawn(async move { trace_dispatcher::serve_state(app, &config, listener, stop).await });
+
+    let (listener, broker_url) = bind().await;
+    let broker = trace_broker::Config::new(dispatcher_url.clone(), objects.path());
+    tokio::spawn(trace_broker::serve(broker, listener, shutdown.clone()));
+
+    let (listener, query_url) = bind().await;
+    let query = trace_query::Config {
+        objects_dir: objects.path().into(),
+        ..Default::default()
+    };
+    let router = trace_query::router(data, &query);
+    let stop = shutdown.clone();
+    tokio::spawn(trace_common::http::serve(listener, router, async move {
+        stop.cancelled().await
+    }));
+
+    let (listener, _) = bind().await;
+    let mut worker = trace_udf_worker::Config::new(
+        dispatcher_url.clone(),
+        query_url,
+        broker_url,
+        objects.path().join("store"),
+    );
+    worker.artifact_cache_dir = objects.path().join("artifacts");
+    worker.deadline_secs = deadline_secs;
+    tokio::spawn(trace_udf_worker::serve(worker, listener, shutdown.clone()));
+
+    Platform {
+        dispatcher: DispatcherClient::new(dispatcher_url),
+        query_url,
+        state,
+        objects,
+        shutdown,
+    }
+}
+
+impl Platform {
+    /// Stores a guest component in the worker's object store; its ref.
+    pub fn publish(&self, name: &str) -> ComponentRef {
+        let bytes = guest(name);
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let path = self
+            .objects
+            .path()
+            .join("store")
+            .join(trace_common::objects::component_key(&digest));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        ComponentRef {
+            name: name.into(),
+            version: "0.1.0".into(),
+            digest,
+        }
+    }
+
+    /// Creates a UDF job over `from..=to` in chunks of `chunk` blocks.
+    pub async fn job(
+        &self,
+        component: ComponentRef,
+        params: serde_json::Value,
+        (from, to, chunk): (u64, u64, u64),
+    ) -> Job {
+        let req = CreateJob {
+            tenant_id: TENANT.into(),
+            kind: JobKind::Udf,
+            component: Some(component),
+            params,
+            chain_id: 1,
+            from_block: from,
+            to_block: to,
+            chunk_size: chunk,
+            blocks: None,
+        };
+        self.dispatcher.create_job(&req).await.unwrap()
+    }
+
+    /// Waits until the job has ended, and answers it.
+    pub async fn finished(&self, job: &Job) -> Job {
+        for _ in 0..600 {
+            let now = self.dispatcher.job(TENANT, job.id).await.unwrap();
+            if now.state != JobState::Running {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("job {} did not finish within 60 s", job.id);
+    }
+}
+
+async fn bind() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// The bytes of a trace-host guest component, built once per test run.
+pub fn guest(name: &str) -> Vec<u8> {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let host = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../host");
+    BUILT.get_or_init(|| {
+        let status = std::process::Command::new(host.join("build-guests.sh"))
+            .status()
+            .expect("build-guests.sh runs");
+        assert!(status.success(), "building the guest components failed");
+    });
+    let target = std::env::var("TRACE_GUEST_TARGET").unwrap_or_else(|_| "/work/target-wasm".into());
+    let path = Path::new(&target).join(format!("wasm32-wasip2/release/guest_{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading `{}`: {e}", path.display()))
+}
