@@ -154,11 +154,8 @@ mod tests {
 
     #[test]
     fn a_matching_record_passes() {
-        let row = record(
-            0,
-            r#"{"block":1,"value":"115792089237316195423570985008687907853269984665640564039457584007913129639935"}"#,
-            &columns(),
-        );
+        let max = "115792089237316195423570985008687907853269984665640564039457584007913129639935";
+        let row = record(0, &format!(r#"{{"block":1,"value":"{max}"}}"#), &columns());
         assert_eq!(row.unwrap().len(), 2);
     }
 

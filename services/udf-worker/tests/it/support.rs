@@ -77,7 +77,6 @@ pub async fn start(deadline_secs: u64) -> Platform {
 
     Platform {
         dispatcher: DispatcherClient::new(dispatcher_url),
-        query_url,
         state,
         objects,
         shutdown,
