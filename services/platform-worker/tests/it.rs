@@ -6,4 +6,5 @@ mod it {
     pub mod support;
 
     mod ingest;
+    mod worker;
 }

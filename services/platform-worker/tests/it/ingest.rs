@@ -2,7 +2,7 @@
 //! files and idempotence.
 
 use arrow::datatypes::{DataType, TimeUnit};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use trace_platform_worker::{IngestError, IngestSummary, IngestTask, Tables, ingest_blocks};
 
@@ -253,5 +253,4 @@ async fn a_lease_with_explicit_blocks_ingests_exactly_those() {
     assert_eq!(numbers, [22_431_080, 22_431_084]);
     let key = "lake/chain=1/transactions/000022431080-000022431090.parquet";
     assert_eq!(stack.parquet_rows(key).unwrap().0 as u64, txs);
-    let _: Option<Value> = None;
 }

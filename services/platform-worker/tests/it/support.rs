@@ -45,19 +45,30 @@ pub struct Stack {
     pub objects_dir: tempfile::TempDir,
 }
 
+/// A replay provider and an rpc-gateway in front of it; the gateway's URL.
+pub async fn chain_gateway() -> String {
+    let store = trace_replay_provider::Store::load(&data_dir()).expect("load data dir");
+    let provider = spawn(trace_replay_provider::router(Arc::new(store))).await;
+    let url = format!("{provider}/");
+    let config = GatewayConfig {
+        providers: vec![ProviderSpec { chain_id: 1, url }],
+        timeout_ms: 30_000,
+    };
+    spawn(trace_rpc_gateway::router(&config).expect("gateway router")).await
+}
+
+/// Rows of `chain.<table>` for chain 1 in `data`.
+pub async fn count(data: &PgPool, table: &str) -> i64 {
+    let sql = format!("select count(*) from chain.{table} where chain_id = 1");
+    sqlx::query_scalar(&sql)
+        .fetch_one(data)
+        .await
+        .expect("count")
+}
+
 impl Stack {
     pub async fn start() -> Self {
-        let store = trace_replay_provider::Store::load(&data_dir()).expect("load data dir");
-        let provider = spawn(trace_replay_provider::router(Arc::new(store))).await;
-        let config = GatewayConfig {
-            providers: vec![ProviderSpec {
-                chain_id: 1,
-                url: format!("{provider}/"),
-            }],
-            timeout_ms: 30_000,
-        };
-        let gateway = spawn(trace_rpc_gateway::router(&config).expect("gateway router")).await;
-
+        let gateway = chain_gateway().await;
         let (_state, data) = trace_common::db::testing::fresh_pools().await;
         let objects_dir = tempfile::tempdir().expect("temp dir");
         let objects = trace_common::objects::local(objects_dir.path()).expect("object store");
@@ -71,11 +82,7 @@ impl Stack {
 
     /// Rows of `table` (`chain.<table>`) for chain 1.
     pub async fn count(&self, table: &str) -> i64 {
-        let sql = format!("select count(*) from chain.{table} where chain_id = 1");
-        sqlx::query_scalar(&sql)
-            .fetch_one(&self.data)
-            .await
-            .expect("count")
+        count(&self.data, table).await
     }
 
     /// The rows of a lake file, or `None` when it does not exist.
