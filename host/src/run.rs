@@ -6,11 +6,13 @@
 //! [`Capabilities`], a memory cap and an epoch deadline. Captured output is
 //! turned into log lines after the call, whatever its outcome.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use trace_common::api::FailureClass;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -87,6 +89,10 @@ pub enum RunError {
         /// What wasmtime reported, and the panic message when there was one.
         message: String,
     },
+    /// The caller cancelled the run (the job was cancelled or the lease
+    /// lost) and it was interrupted at the next epoch tick.
+    #[error("the run was cancelled")]
+    Cancelled,
     /// The host could not run the component; another attempt may work.
     #[error("host could not run the component: {message}")]
     Host {
@@ -96,10 +102,11 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// Whether a retry could help: only host failures are transient.
+    /// Whether a retry could help: only host failures and cancellation are
+    /// transient.
     pub fn class(&self) -> FailureClass {
         match self {
-            Self::Host { .. } => FailureClass::Transient,
+            Self::Host { .. } | Self::Cancelled => FailureClass::Transient,
             _ => FailureClass::Deterministic,
         }
     }
@@ -139,14 +146,36 @@ impl Host {
         caps: Capabilities,
         limits: &Limits,
     ) -> Result<RunOutput, RunError> {
+        self.run_cancellable(
+            loaded,
+            task,
+            caps,
+            limits,
+            &Arc::new(AtomicBool::new(false)),
+        )
+    }
+
+    /// Like [`Host::run`], and interrupted within one epoch tick once
+    /// `cancel` is set; the run then fails with [`RunError::Cancelled`].
+    pub fn run_cancellable(
+        &self,
+        loaded: &Loaded,
+        task: TaskInput,
+        caps: Capabilities,
+        limits: &Limits,
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<RunOutput, RunError> {
         let _span = tracing::info_span!("host.run", digest = %loaded.digest()).entered();
         let stdout = MemoryOutputPipe::new(limits.max_stdio_bytes);
         let stderr = MemoryOutputPipe::new(limits.max_stdio_bytes);
         let started = Instant::now();
         let mut store = Store::new(self.engine(), new_state(caps, limits, &stdout, &stderr));
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(self.deadline_ticks(limits.epoch_deadline));
-        store.epoch_deadline_trap();
+        watch_epochs(
+            &mut store,
+            self.deadline_ticks(limits.epoch_deadline),
+            cancel.clone(),
+        );
 
         let instance = loaded.pre().instantiate(&mut store);
         let instantiated = Instant::now();
@@ -163,6 +192,9 @@ impl Host {
         let memory_hit = state.limiter.hit;
         let query_calls = state.query.calls;
 
+        if cancel.load(Ordering::Relaxed) && !matches!(result, Ok(Ok(_))) {
+            return Err(RunError::Cancelled);
+        }
         match result {
             Ok(Ok(Ok(summary))) => Ok(RunOutput {
                 message: summary.message,
@@ -180,6 +212,25 @@ impl Host {
             }),
         }
     }
+}
+
+/// Checks the store at every epoch tick: interrupts it once `deadline`
+/// ticks have passed or `cancel` is set.
+///
+/// A callback per tick (every 10 ms by default) costs nothing measurable,
+/// and it is what lets a cancelled task stop without waiting for its
+/// deadline.
+fn watch_epochs(store: &mut Store<State>, deadline: u64, cancel: Arc<AtomicBool>) {
+    let mut ticks = 0u64;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        ticks += 1;
+        if ticks >= deadline || cancel.load(Ordering::Relaxed) {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
 }
 
 /// A fresh store state around the caller's capabilities.

@@ -1,5 +1,7 @@
 //! Loading and running real components: outputs, failures and limits.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use trace_common::api::FailureClass;
@@ -277,4 +279,30 @@ fn a_restarted_host_loads_the_compiled_artifact_from_its_cache_dir() {
     // Deserialising takes well under the time compiling does, even in a
     // debug build of the host.
     assert!(load_time < Duration::from_secs(1), "{load_time:?}");
+}
+
+#[test]
+fn a_cancelled_run_stops_long_before_its_deadline() {
+    let host = host();
+    let spin = guest("spin");
+    let loaded = host.load(&spin.digest, &spin.bytes).unwrap();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        flag.store(true, Ordering::Relaxed);
+    });
+
+    let started = Instant::now();
+    let limits = Limits::default();
+    let err = host.run_cancellable(&loaded, task(1, 1, "{}"), recording().0, &limits, &cancel);
+
+    let err = err.unwrap_err();
+    assert!(matches!(err, RunError::Cancelled), "{err:?}");
+    assert_eq!(err.class(), FailureClass::Transient);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
