@@ -7,6 +7,7 @@
 //! (returns an error, traps, breaks a limit) ends as a [`TaskFailure`] with
 //! the host's failure class; the worker itself goes on.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -146,7 +147,13 @@ impl TaskHandler for UdfHandler {
         let limits = self.limits.clone();
         let task = task_input(&lease);
         let started = std::time::Instant::now();
-        let ran = tokio::task::spawn_blocking(move || host.run(&loaded, task, caps, &limits)).await;
+        let flag = Arc::new(AtomicBool::new(false));
+        let watcher = tokio::spawn(raise_on_cancel(cancel.clone(), flag.clone()));
+        let ran = tokio::task::spawn_blocking(move || {
+            host.run_cancellable(&loaded, task, caps, &limits, &flag)
+        })
+        .await;
+        watcher.abort();
         tracing::info!(task = %lease.task_id, elapsed_ms = started.elapsed().as_millis() as u64,
             ok = matches!(ran, Ok(Ok(_))), "component ran");
 
@@ -184,6 +191,13 @@ impl TaskHandler for UdfHandler {
             logs: log.take(),
         })
     }
+}
+
+/// Sets `flag` once `cancel` fires, so that the running component is
+/// interrupted at its next epoch tick.
+async fn raise_on_cancel(cancel: CancellationToken, flag: Arc<AtomicBool>) {
+    cancel.cancelled().await;
+    flag.store(true, Ordering::Relaxed);
 }
 
 /// The WIT task of a lease.
