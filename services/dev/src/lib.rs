@@ -217,7 +217,7 @@ impl Dev {
     /// Creates the dev tenant's key, registers the receiver as its webhook
     /// (through the gateway's API) and writes the CLI's credentials.
     async fn bootstrap(&mut self, secret: &str) -> Result<(), Error> {
-        let boxed = |e: Box<dyn std::error::Error + Send + Sync>| Error::Bootstrap(e);
+        let boxed = Error::Bootstrap;
         let pool = trace_common::db::connect(&self.state_database_url, 2)
             .await
             .map_err(|e| boxed(e.into()))?;

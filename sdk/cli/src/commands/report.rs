@@ -3,7 +3,7 @@
 //! local receiver verified.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow::array::Array;
 use trace_common::api::JobStatus;
@@ -82,9 +82,9 @@ pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<(), Error> {
 }
 
 /// Lower-case address -> symbol, from the token list.
-fn read_symbols(path: &PathBuf) -> Result<HashMap<String, String>, Error> {
+fn read_symbols(path: &Path) -> Result<HashMap<String, String>, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     })?;
     let symbols = text
