@@ -270,3 +270,120 @@ impl RecordsHost for RecordsCap {
         self.send_full()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use trace_common::api::JobKind;
+    use trace_common::queue::http::HttpQueue;
+    use trace_host::records::ColumnType;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn publisher() -> Publisher {
+        let lease = Lease {
+            task_id: Uuid::from_u128(2),
+            job_id: Uuid::from_u128(1),
+            tenant_id: "acme".into(),
+            kind: JobKind::Udf,
+            attempt: 3,
+            expires_at: chrono::Utc::now(),
+            component: None,
+            params: serde_json::json!({}),
+            chain_id: 1,
+            from_block: 1,
+            to_block: 1,
+            blocks: None,
+        };
+        // Batching never calls the queue; it is only handed back for sending.
+        let queue = Arc::new(HttpQueue::new("http://127.0.0.1:9"));
+        let limits = PublishLimits {
+            max_records: 3000,
+            max_alerts: 10,
+        };
+        Publisher::new(queue, lease, limits)
+    }
+
+    fn block_column() -> WitColumn {
+        WitColumn {
+            name: "block".into(),
+            kind: ColumnType::Int64,
+            nullable: false,
+        }
+    }
+
+    #[test]
+    fn records_are_cut_into_batches_of_at_most_a_thousand_rows() {
+        let mut p = publisher();
+        p.define("blocks", &[block_column()]).unwrap();
+        let rows: Vec<String> = (0..2500).map(|b| format!("{{\"block\":{b}}}")).collect();
+        p.add_records("blocks", &rows).unwrap();
+
+        let full = p.take_batches(false);
+        let rest = p.take_all();
+
+        let sizes: Vec<usize> = full
+            .iter()
+            .chain(&rest)
+            .map(|b| match &b.payload {
+                BufferPayload::Records { rows, .. } => rows.len(),
+                BufferPayload::Alerts { alerts } => alerts.len(),
+            })
+            .collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        let ids: Vec<&str> = full
+            .iter()
+            .chain(&rest)
+            .map(|b| b.batch_id.as_str())
+            .collect();
+        let task = Uuid::from_u128(2);
+        assert_eq!(
+            ids,
+            [
+                format!("{task}:3:0"),
+                format!("{task}:3:1"),
+                format!("{task}:3:2")
+            ]
+        );
+        assert_eq!(p.records_published(), 2500);
+    }
+
+    #[test]
+    fn publishing_past_the_limit_or_to_an_undeclared_dataset_is_refused() {
+        let mut p = publisher();
+        let err = p.add_records("nope", &["{}".to_string()]).unwrap_err();
+        assert!(matches!(err, RecordsError::InvalidDataset(m) if m.contains("`nope`")));
+        p.define("blocks", &[block_column()]).unwrap();
+        let other = WitColumn {
+            name: "other".into(),
+            ..block_column()
+        };
+        assert!(p.define("blocks", &[other]).is_err());
+        let rows: Vec<String> = (0..3001).map(|b| format!("{{\"block\":{b}}}")).collect();
+        let err = p.add_records("blocks", &rows).unwrap_err();
+        assert!(matches!(err, RecordsError::Limit(m) if m.contains("3000 records")));
+        assert_eq!(p.records_published(), 0);
+    }
+
+    #[test]
+    fn an_alert_id_is_the_sha256_of_its_job_and_key() {
+        let mut p = publisher();
+        let alert = WitAlert {
+            key: "0xabc:1".into(),
+            severity: Severity::Critical,
+            title: "big transfer".into(),
+            payload: r#"{"value":"1"}"#.into(),
+        };
+        p.add_alerts(vec![alert]).unwrap();
+
+        let batch = p.take_all().remove(0);
+
+        let BufferPayload::Alerts { alerts } = batch.payload else {
+            panic!("not alerts")
+        };
+        let expected = hex::encode(Sha256::digest(format!("{}:0xabc:1", Uuid::from_u128(1))));
+        assert_eq!(alerts[0].id, expected);
+        assert_eq!(alerts[0].severity, "critical");
+        assert_eq!(alerts[0].payload["value"], "1");
+    }
+}
