@@ -11,6 +11,17 @@
 //! its WIT implementation side by side: [`query`], [`objects`], [`records`]
 //! and [`log`]. The worker implements the traits; the host adapts them to
 //! the guest and sees each one only through its own slice of the store.
+//!
+//! Known shortcomings:
+//! - all of WASI 0.2 is linked, `wasi:sockets` included; a component that
+//!   imports sockets never gets that far, since [`check_component`] refuses
+//!   it at load, and the WASI context grants no network anyway. Linking only
+//!   the allowed interfaces one by one would make the refusal structural.
+//! - standard output and error are captured up to
+//!   [`Limits::max_stdio_bytes`] each; a guest write past that fails in the
+//!   guest (a `println!` then panics) rather than being dropped quietly.
+//! - the world name in [`ComponentInfo`] is derived from the versions of the
+//!   `trace:udf` imports, not read from the component's embedded WIT.
 
 #![deny(missing_docs)]
 
