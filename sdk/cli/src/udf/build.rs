@@ -195,7 +195,7 @@ mod tests {
     fn a_new_project_builds_into_a_component_that_passes_the_check() {
         let dir = Scratch::new();
         let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guest");
-        let project = new_project("count-logs", dir.path(), &sdk).unwrap();
+        let project = new_project("count-logs", &dir.path().join("count-logs"), &sdk).unwrap();
 
         let built = build_project(&project).unwrap();
 

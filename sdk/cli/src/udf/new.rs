@@ -17,11 +17,11 @@ const GITIGNORE: &str = include_str!("../../templates/udf/gitignore.tmpl");
 /// The longest name accepted, well within crate-name and file-name limits.
 const MAX_NAME_LEN: usize = 64;
 
-/// Creates the UDF project `name` in the directory `dir/name` and returns
-/// that directory.
+/// Creates the UDF project `name` in the directory `dir` (created when
+/// missing) and returns `dir`.
 ///
 /// `name` must be a crate name: lower-case ASCII letters, digits, `-` and
-/// `_`, starting with a letter. `dir/name` may exist only if it is empty.
+/// `_`, starting with a letter. `dir` may exist only if it is empty.
 /// `sdk_path` is the guest SDK (`sdk/guest` of the Trace repository); the
 /// project depends on it by its absolute path.
 pub fn new_project(name: &str, dir: &Path, sdk_path: &Path) -> Result<PathBuf, UdfError> {
@@ -32,7 +32,7 @@ pub fn new_project(name: &str, dir: &Path, sdk_path: &Path) -> Result<PathBuf, U
         .filter(|sdk| sdk.join("Cargo.toml").is_file())
         .ok_or_else(|| UdfError::SdkNotFound(sdk_path.to_path_buf()))?;
 
-    let project = dir.join(name);
+    let project = dir.to_path_buf();
     if project.exists() {
         let mut entries = std::fs::read_dir(&project).map_err(UdfError::io(&project))?;
         if entries.next().is_some() {
@@ -118,7 +118,7 @@ mod tests {
     fn names_that_are_not_crate_names_are_refused_with_the_reason() {
         let dir = Scratch::new();
         for name in ["", "Upper", "9lives", "has space", "dots.no", "test"] {
-            let error = new_project(name, dir.path(), &sdk()).unwrap_err();
+            let error = new_project(name, &dir.path().join("p"), &sdk()).unwrap_err();
             assert!(
                 matches!(error, UdfError::InvalidName { .. }),
                 "{name}: {error}"
@@ -131,7 +131,7 @@ mod tests {
         let dir = Scratch::new();
         std::fs::create_dir(dir.path().join("taken")).unwrap();
         std::fs::write(dir.path().join("taken/file"), "x").unwrap();
-        let error = new_project("taken", dir.path(), &sdk()).unwrap_err();
+        let error = new_project("taken", &dir.path().join("taken"), &sdk()).unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(
@@ -144,7 +144,8 @@ mod tests {
     #[test]
     fn a_missing_sdk_is_refused() {
         let dir = Scratch::new();
-        let error = new_project("ok", dir.path(), &dir.path().join("nowhere")).unwrap_err();
+        let error = new_project("ok", &dir.path().join("ok"), &dir.path().join("nowhere"));
+        let error = error.unwrap_err();
         assert!(matches!(error, UdfError::SdkNotFound(_)));
     }
 
@@ -152,7 +153,7 @@ mod tests {
     fn the_project_names_its_crate_type_and_sdk_path() {
         let dir = Scratch::new();
         std::fs::create_dir(dir.path().join("my-udf")).unwrap();
-        let project = new_project("my-udf", dir.path(), &sdk()).unwrap();
+        let project = new_project("my-udf", &dir.path().join("my-udf"), &sdk()).unwrap();
 
         assert_eq!(project, dir.path().join("my-udf"));
         let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
