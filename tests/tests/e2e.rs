@@ -5,4 +5,5 @@
 mod e2e {
     pub mod client;
     pub mod mainnet_job;
+    pub mod processes;
 }
