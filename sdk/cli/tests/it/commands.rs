@@ -1,0 +1,125 @@
+//! Commands against a running platform, checked in the databases and
+//! against the raw recorded files.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use clap::Parser as _;
+use trace_cli::{Cli, ClientError, Error};
+use trace_dev::{DevConfig, Ports};
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("TRACE_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mainnet")
+        })
+}
+
+/// Logs in the raw `logs/<n>.json.gz`, counted here.
+fn raw_log_count(block: u64) -> i64 {
+    let path = data_dir().join(format!("logs/{block}.json.gz"));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    serde_json::from_str::<Vec<serde_json::Value>>(&text)
+        .unwrap()
+        .len() as i64
+}
+
+async fn cli(home: &std::path::Path, args: &[&str]) -> Result<(), Error> {
+    let mut argv = vec!["trace", "--home", home.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    trace_cli::run(Cli::try_parse_from(argv).expect("arguments parse")).await
+}
+
+#[tokio::test]
+async fn commands_use_the_dev_credentials_and_report_gateway_errors() {
+    let home = tempfile::tempdir().unwrap();
+    #[cfg(unix)]
+    {
+        // Run as root, the cluster runs as `postgres`, which must reach the home.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let config = DevConfig {
+        home: home.path().to_path_buf(),
+        data_dir: data_dir(),
+        rpc_url: None,
+        database_url: None,
+        ports: Ports::Ephemeral,
+    };
+    let dev = trace_dev::start(config).await.expect("trace dev starts");
+
+    // 10000000 is a recorded block with complete logs (but no full block).
+    cli(
+        home.path(),
+        &[
+            "ingest", "--from", "10000000", "--to", "10000000", "--tables", "logs", "--wait",
+        ],
+    )
+    .await
+    .expect("ingest succeeds");
+    let pool = trace_common::db::connect(&dev.data_database_url, 2)
+        .await
+        .unwrap();
+    let logs: i64 = sqlx::query_scalar("select count(*) from chain.logs where block_number = $1")
+        .bind(10_000_000i64)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(logs, raw_log_count(10_000_000));
+
+    cli(
+        home.path(),
+        &["webhook", "create", "https://example.com/hooks"],
+    )
+    .await
+    .unwrap();
+    let state = trace_common::db::connect(&dev.state_database_url, 2)
+        .await
+        .unwrap();
+    let urls: Vec<String> =
+        sqlx::query_scalar("select url from webhook_endpoints order by created_at")
+            .fetch_all(&state)
+            .await
+            .unwrap();
+    assert_eq!(
+        urls,
+        vec![
+            dev.receiver_url.clone(),
+            "https://example.com/hooks".to_string()
+        ]
+    );
+
+    let missing = cli(
+        home.path(),
+        &["job", "create", "nope@1.0.0", "--from", "1", "--to", "2"],
+    )
+    .await
+    .unwrap_err();
+    match missing {
+        Error::Client(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => {
+            assert_eq!((status, code.as_str()), (404, "unknown_component"));
+            assert!(message.contains("`nope@1.0.0`"), "{message}");
+        }
+        other => panic!("expected the gateway's 404, got {other}"),
+    }
+
+    let bad_key = cli(home.path(), &["--api-key", "trk_wrong", "job", "list"])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bad_key, Error::Client(ClientError::Api { status: 401, .. })),
+        "{bad_key}"
+    );
+
+    pool.close().await;
+    state.close().await;
+    dev.shutdown().await;
+}
