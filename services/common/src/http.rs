@@ -20,9 +20,12 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// A failed call to another service.
@@ -38,7 +41,12 @@ pub enum ClientError {
     },
     /// The service answered with an error body.
     #[error("`{url}` answered {status} ({code}): {message}")]
-    Status { url: String, status: u16, code: String, message: String },
+    Status {
+        url: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// The answer was not the JSON expected.
     #[error("`{url}` answered a body that could not be decoded")]
     Decode {
@@ -80,7 +88,10 @@ impl ServiceClient {
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .expect("a reqwest client with only a timeout always builds");
-        Self { base: base.into().trim_end_matches('/').to_string(), http }
+        Self {
+            base: base.into().trim_end_matches('/').to_string(),
+            http,
+        }
     }
 
     /// The base URL.
@@ -122,9 +133,14 @@ pub async fn decode<T: DeserializeOwned>(
     url: String,
     resp: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<T, ClientError> {
-    let resp = resp.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+    let resp = resp.map_err(|source| ClientError::Transport {
+        url: url.clone(),
+        source,
+    })?;
     let resp = check(url.clone(), resp).await?;
-    resp.json().await.map_err(|source| ClientError::Decode { url, source })
+    resp.json()
+        .await
+        .map_err(|source| ClientError::Decode { url, source })
 }
 
 /// Passes a successful response through; turns an error answer into [`ClientError::Status`].
@@ -138,5 +154,10 @@ pub async fn check(url: String, resp: reqwest::Response) -> Result<reqwest::Resp
         Ok(body) => (body.error.code, body.error.message),
         Err(_) => ("http".to_string(), text.chars().take(500).collect()),
     };
-    Err(ClientError::Status { url, status: status.as_u16(), code, message })
+    Err(ClientError::Status {
+        url,
+        status: status.as_u16(),
+        code,
+        message,
+    })
 }

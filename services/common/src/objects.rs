@@ -15,8 +15,8 @@ use object_store::local::LocalFileSystem;
 /// Opens (creating it if needed) a local directory as the object store.
 pub fn local(root: &Path) -> std::io::Result<Arc<dyn ObjectStore>> {
     std::fs::create_dir_all(root)?;
-    let store = LocalFileSystem::new_with_prefix(root)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let store =
+        LocalFileSystem::new_with_prefix(root).map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(Arc::new(store))
 }
 

@@ -45,8 +45,14 @@ pub async fn fresh_databases() -> (String, String) {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let state = format!("state_{id}");
     let data = format!("data_{id}");
-    shared.cluster.create_database(&state).expect("create state database");
-    shared.cluster.create_database(&data).expect("create data database");
+    shared
+        .cluster
+        .create_database(&state)
+        .expect("create state database");
+    shared
+        .cluster
+        .create_database(&data)
+        .expect("create data database");
     let (state_url, data_url) = (shared.cluster.url(&state), shared.cluster.url(&data));
     let pool = super::connect(&state_url, 2).await.expect("connect state");
     super::migrate_state(&pool).await.expect("migrate state");
@@ -64,4 +70,3 @@ pub async fn fresh_pools() -> (PgPool, PgPool) {
     let data = super::connect(&d, 5).await.expect("connect data");
     (state, data)
 }
-
