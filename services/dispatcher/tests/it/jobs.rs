@@ -7,6 +7,9 @@ use trace_common::queue::pg::PgQueue;
 
 use super::support::{ingest, settings, start, task_ids, udf, unsent};
 
+/// One `tasks` row as the tests read it: seq, from, to, explicit blocks, state, attempt.
+type TaskRow = (i32, i64, i64, Option<Vec<i64>>, String, i32);
+
 #[tokio::test]
 async fn job_creation_writes_one_task_and_one_outbox_row_per_chunk() {
     let d = start(settings(30_000, 3)).await;
@@ -14,7 +17,7 @@ async fn job_creation_writes_one_task_and_one_outbox_row_per_chunk() {
     assert_eq!(job.state, JobState::Running);
     assert_eq!((job.progress.total, job.progress.queued), (3, 3));
 
-    let tasks: Vec<(i32, i64, i64, Option<Vec<i64>>, String, i32)> = sqlx::query_as(
+    let tasks: Vec<TaskRow> = sqlx::query_as(
         "select seq, from_block, to_block, blocks, state, attempt from tasks \
          where job_id = $1 order by seq",
     )
