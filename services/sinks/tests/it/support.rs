@@ -93,7 +93,7 @@ pub fn value_rows(block: u64, limit: usize) -> Vec<Value> {
         .take(limit)
         .map(|l| {
             let data = l["data"].as_str().unwrap();
-            let value = num_bigint::BigUint::parse_bytes(data[2..].as_bytes(), 16).unwrap();
+            let value = num_bigint::BigUint::parse_bytes(&data.as_bytes()[2..], 16).unwrap();
             json!({
                 "block_number": quantity(&l["blockNumber"]),
                 "log_index": quantity(&l["logIndex"]),
