@@ -25,6 +25,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "Example UDFs (wasm32-wasip2)"
 (cd examples/udfs && cargo build --release --target wasm32-wasip2)
 
+step "Service binaries (the process end-to-end test runs them)"
+cargo build --workspace --bins
+
 step "Tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace

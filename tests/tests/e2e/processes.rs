@@ -320,8 +320,8 @@ impl Children {
         let client = reqwest::Client::new();
         let start = Instant::now();
         loop {
-            let (name, child) = &mut self.running[index];
-            if let Some(exit) = child.try_wait().unwrap() {
+            let name = self.running[index].0;
+            if let Some(exit) = self.running[index].1.try_wait().unwrap() {
                 panic!("{name} exited ({exit}):\n{}", self.log_tail(index));
             }
             let answer = client
