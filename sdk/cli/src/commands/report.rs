@@ -25,19 +25,21 @@ pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<(), Error> {
     let client = cli.client()?;
     let status: JobStatus = client.get(&format!("/v1/jobs/{}", args.job)).await?;
     let job = &status.job;
+    let blocks = count(&client, "select count(*) from blocks").await?;
+    let transactions = count(&client, "select count(*) from transactions").await?;
+    let logs = count(&client, "select count(*) from logs").await?;
+    println!("blocks ingested:        {blocks}");
+    println!("transactions ingested:  {transactions}");
+    println!("logs ingested:          {logs}");
     println!(
-        "job {}: {} of {} tasks succeeded; {} records and {} alerts published, {} records and \
-         {} alerts sunk",
-        job.id,
-        job.progress.succeeded,
-        job.progress.total,
-        job.records_published,
-        job.alerts_published,
-        status.sunk.records,
-        status.sunk.alerts
+        "tasks run:              {} ({} succeeded)",
+        job.progress.total, job.progress.succeeded
     );
+    println!("transfers published:    {}", job.records_published);
+    println!("transfers in dataset:   {}", status.sunk.records);
+    println!("alerts published:       {}", job.alerts_published);
     println!(
-        "webhook deliveries: {} delivered, {} pending, {} failed",
+        "alerts delivered:       {} ({} pending, {} failed)",
         status.delivery.delivered, status.delivery.pending, status.delivery.failed
     );
 
@@ -73,12 +75,28 @@ pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<(), Error> {
             && let Ok(stats) = resp.json::<serde_json::Value>().await
         {
             println!(
-                "webhook receiver: {} verified, {} rejected, {} unique alert ids",
-                stats["verified"], stats["rejected"], stats["unique_ids"]
+                "alerts verified by the receiver: {} ({} unique ids, {} rejected)",
+                stats["verified"], stats["unique_ids"], stats["rejected"]
             );
         }
     }
     Ok(())
+}
+
+/// The single integer a `select count(*) ...` answers.
+async fn count(client: &crate::Client, sql: &str) -> Result<i64, Error> {
+    let batches = super::query::fetch(client, sql, &[], false).await?;
+    let value = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64))
+        .transpose()?
+        .and_then(|c| {
+            c.as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        });
+    value.ok_or_else(|| Error::Usage(format!("`{sql}` answered no rows")))
 }
 
 /// Lower-case address -> symbol, from the token list.
