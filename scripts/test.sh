@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 PG_DIR=${TRACE_TEST_PG_DIR:-${TMPDIR:-/tmp}/trace-test-pg}
+# The cluster runs as the `postgres` user when the tests run as root (initdb
+# refuses root), so it is stopped as that user too.
 stop_test_postgres() {
-  if [ -f "$PG_DIR/data/postmaster.pid" ]; then
-    pg_ctl -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 ||
-      "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort | tail -n1)/pg_ctl" \
-        -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
-  fi
+  [ -f "$PG_DIR/data/postmaster.pid" ] || return 0
+  local pg_ctl as=()
+  pg_ctl=$(command -v pg_ctl || ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort | tail -n1)
+  [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+  "${as[@]}" "$pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
 }
 trap stop_test_postgres EXIT
 

@@ -118,10 +118,11 @@ enum ExportKind {
     Other,
 }
 
+/// A component's own import names and its exports with their kinds.
+type TopLevel = (Vec<String>, Vec<(String, ExportKind)>);
+
 /// Reads the names of the component's own imports and exports.
-fn top_level_names(
-    mut bytes: &[u8],
-) -> Result<(Vec<String>, Vec<(String, ExportKind)>), CheckError> {
+fn top_level_names(mut bytes: &[u8]) -> Result<TopLevel, CheckError> {
     let malformed = |err: wasmparser::BinaryReaderError| CheckError::Malformed(err.to_string());
     let mut parser = Parser::new(0);
     let mut imports = Vec::new();

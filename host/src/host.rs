@@ -30,6 +30,9 @@ pub struct Host {
     epoch_tick: Duration,
     disk: Option<DiskCache>,
     loaded: Mutex<HashMap<String, Loaded>>,
+    /// One lock per digest being loaded, so that tasks of one component that
+    /// start together compile it once rather than once each.
+    loading: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 /// A component ready to run: checked, compiled and pre-instantiated.
@@ -150,6 +153,7 @@ impl Host {
             epoch_tick: config.epoch_tick,
             disk,
             loaded: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
         })
     }
 
@@ -160,6 +164,14 @@ impl Host {
     /// from the disk cache, or compiles it (and stores the artifact).
     pub fn load(&self, digest: &str, bytes: &[u8]) -> Result<Loaded, HostError> {
         let hex = digest_hex(digest)?;
+        if let Some(loaded) = self.cached(digest) {
+            return Ok(loaded);
+        }
+        let gate = {
+            let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(loading.entry(digest.to_string()).or_default())
+        };
+        let _turn = gate.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(loaded) = self.cached(digest) {
             return Ok(loaded);
         }

@@ -67,7 +67,7 @@ pub fn transfers(data: &Path, from: u64, to: u64) -> Vec<RawTransfer> {
             if !is_transfer {
                 continue;
             }
-            let amount = BigUint::parse_bytes(data_hex[2..].as_bytes(), 16).expect("amount");
+            let amount = BigUint::parse_bytes(&data_hex.as_bytes()[2..], 16).expect("amount");
             out.push(RawTransfer {
                 token: log["address"].as_str().expect("address").to_lowercase(),
                 block: hex_u64(&log["blockNumber"]),

@@ -15,13 +15,16 @@ use trace_host::{Capabilities, LogHost, ObjectsHost, QueryHost, RecordsHost};
 pub const QUERY_ANSWER: &[u8] = b"arrow ipc stand-in";
 
 /// Everything the guest sent, in order per capability.
+/// A log call: level, message and fields.
+pub type LogCall = (Level, String, Vec<(String, String)>);
+
 #[derive(Default)]
 pub struct Calls {
     pub queries: Vec<(String, Vec<QueryParam>, QuerySource)>,
     pub datasets: Vec<(String, Vec<Column>)>,
     pub records: Vec<(String, Vec<String>)>,
     pub alerts: Vec<Alert>,
-    pub logs: Vec<(Level, String, Vec<(String, String)>)>,
+    pub logs: Vec<LogCall>,
 }
 
 /// A set of recording capabilities and the shared record of their calls.

@@ -28,6 +28,7 @@ pub fn guest(name: &str) -> Guest {
     ];
     if stale(&artifact, &sources) {
         let status = std::process::Command::new(host.join("build-guests.sh"))
+            .env("TRACE_GUEST_TARGET", target_dir())
             .status()
             .expect("build-guests.sh runs");
         assert!(status.success(), "building the guest components failed");
@@ -37,10 +38,16 @@ pub fn guest(name: &str) -> Guest {
     Guest { bytes, digest }
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("TRACE_GUEST_TARGET")
+/// Where the guests are built: `TRACE_GUEST_TARGET`, else `guests` under
+/// `CARGO_TARGET_DIR` or the repository's `target`.
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TRACE_GUEST_TARGET") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/target-wasm"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("guests")
 }
 
 /// Whether `artifact` is missing or older than any of `sources`.

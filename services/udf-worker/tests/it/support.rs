@@ -142,17 +142,29 @@ async fn bind() -> (TcpListener, String) {
     (listener, url)
 }
 
+/// Where the guests are built: `TRACE_GUEST_TARGET`, else `guests` under
+/// `CARGO_TARGET_DIR` or the repository's `target` (as `host/build-guests.sh`).
+fn guest_target() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("TRACE_GUEST_TARGET") {
+        return dir.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("guests")
+}
+
 /// The bytes of a trace-host guest component, built once per test run.
 pub fn guest(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<()> = OnceLock::new();
     let host = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../host");
     BUILT.get_or_init(|| {
         let status = std::process::Command::new(host.join("build-guests.sh"))
+            .env("TRACE_GUEST_TARGET", guest_target())
             .status()
             .expect("build-guests.sh runs");
         assert!(status.success(), "building the guest components failed");
     });
-    let target = std::env::var("TRACE_GUEST_TARGET").unwrap_or_else(|_| "/work/target-wasm".into());
-    let path = Path::new(&target).join(format!("wasm32-wasip2/release/guest_{name}.wasm"));
+    let path = guest_target().join(format!("wasm32-wasip2/release/guest_{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading `{}`: {e}", path.display()))
 }
