@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod objects;
 pub mod queue;
+pub mod signal;
 pub mod telemetry;
 pub mod worker;
 

@@ -1,7 +1,6 @@
 //! The `trace-dispatcher` binary: parses its configuration and serves.
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 /// Jobs, tasks, leases, the outbox relay and the reaper.
 #[derive(Debug, Parser)]
@@ -39,24 +38,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cli.listen)
         .await
         .with_context(|| format!("failed to bind `{}`", cli.listen))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let shutdown = trace_common::signal::shutdown_on_signal();
     trace_dispatcher::serve(cli.config, listener, shutdown).await?;
     Ok(())
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    shutdown.cancel();
 }

@@ -2,7 +2,6 @@
 //! the gateway until SIGTERM or Ctrl-C.
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 /// Trace's public REST API.
 #[derive(Debug, Parser)]
@@ -33,24 +32,7 @@ async fn run(config: trace_gateway::Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("failed to bind `{}`", config.listen))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let shutdown = trace_common::signal::shutdown_on_signal();
     trace_gateway::serve(config, listener, shutdown).await?;
     Ok(())
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    shutdown.cancel();
 }

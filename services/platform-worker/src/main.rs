@@ -1,7 +1,6 @@
 //! The `trace-platform-worker` binary: chain ingest into Postgres data and the lake.
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 /// Ingest chain data into Postgres and the Parquet lake.
 #[derive(Debug, Parser)]
@@ -35,24 +34,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cli.listen)
         .await
         .with_context(|| format!("failed to bind `{}`", cli.listen))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let shutdown = trace_common::signal::shutdown_on_signal();
     trace_platform_worker::serve(cli.config, listener, shutdown).await?;
     Ok(())
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    shutdown.cancel();
 }

@@ -1,7 +1,6 @@
 //! The `trace-webhook-receiver` binary: a local, verifying webhook target.
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 /// Receives Standard Webhooks requests and verifies their signatures.
 #[derive(Debug, Parser)]
@@ -37,24 +36,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cli.listen)
         .await
         .with_context(|| format!("failed to bind `{}`", cli.listen))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let shutdown = trace_common::signal::shutdown_on_signal();
     trace_webhook_receiver::serve(cli.config, listener, shutdown).await?;
     Ok(())
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    shutdown.cancel();
 }

@@ -59,23 +59,8 @@ pub(super) async fn run(cli: &Cli, args: &DevArgs) -> Result<(), Error> {
     );
     println!("press Ctrl-C to stop");
 
-    wait_for_signal().await;
+    trace_common::signal::shutdown_on_signal().cancelled().await;
     println!("stopping");
     dev.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
