@@ -28,7 +28,10 @@ pub enum UdfError {
     #[error("`{0}` already exists and is not empty")]
     NotEmpty(PathBuf),
     /// The guest SDK was not found where it was said to be.
-    #[error("no trace-udf SDK at `{0}` (expected its Cargo.toml there)")]
+    #[error(
+        "no trace-udf SDK at `{0}` (expected its Cargo.toml there); run from the repository \
+         root or pass --sdk <repo>/sdk/guest (or set TRACE_SDK_PATH)"
+    )]
     SdkNotFound(PathBuf),
     /// Reading or writing a file failed.
     #[error("failed to access `{path}`")]

@@ -135,6 +135,15 @@ pub enum Error {
         seconds: u64,
     },
     /// The dev tenant could not be created or its webhook registered.
+    /// Another `trace dev` holds this home.
+    #[error("trace dev is already running for `{0}`; stop it first or pass another --home")]
+    AlreadyRunning(PathBuf),
+    /// The recorded data directory is missing.
+    #[error(
+        "no recorded mainnet data at `{0}` (expected its `logs/` and `blocks/`); pass \
+         --data-dir or set TRACE_DATA_DIR"
+    )]
+    NoData(PathBuf),
     #[error("cannot set up the `dev` tenant")]
     Bootstrap(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -159,12 +168,19 @@ pub struct Dev {
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
     cluster: Option<Cluster>,
+    /// Held while this platform runs, so a second `trace dev` on the same
+    /// home refuses to start instead of taking over its Postgres.
+    _lock: std::fs::File,
 }
 
 /// Starts the platform described by `config`.
 pub async fn start(config: DevConfig) -> Result<Dev, Error> {
     let home = &config.home;
     create_dir(home)?;
+    if config.rpc_url.is_none() && !config.data_dir.join("logs").is_dir() {
+        return Err(Error::NoData(config.data_dir.clone()));
+    }
+    let lock = lock_home(home)?;
     let objects_dir = home.join("objects");
     create_dir(&objects_dir)?;
 
@@ -190,6 +206,7 @@ pub async fn start(config: DevConfig) -> Result<Dev, Error> {
         shutdown,
         tasks,
         cluster,
+        _lock: lock,
     };
     if let Err(e) = dev.bootstrap(&secret).await {
         dev.shutdown().await;
@@ -224,7 +241,26 @@ impl Dev {
         self.api_key = trace_gateway::bootstrap_tenant(&pool, DEV_TENANT, "admin")
             .await
             .map_err(|e| boxed(e.into()))?;
+        // A restart on the same home gives the receiver a new secret: update
+        // the endpoint registered last time rather than adding another.
+        let updated = sqlx::query(
+            "update webhook_endpoints set secret = $3 where tenant_id = $1 and url = $2",
+        )
+        .bind(DEV_TENANT)
+        .bind(&self.receiver_url)
+        .bind(secret)
+        .execute(&pool)
+        .await
+        .map_err(|e| boxed(e.into()))?;
         pool.close().await;
+        if updated.rows_affected() > 0 {
+            return write_credentials(
+                &self.credentials_path,
+                &self.urls.gateway,
+                &self.api_key,
+                &self.urls.webhook_receiver,
+            );
+        }
 
         let body = trace_common::api::CreateWebhook {
             url: self.receiver_url.clone(),
@@ -249,6 +285,20 @@ impl Dev {
             &self.api_key,
             receiver,
         )
+    }
+}
+
+/// Takes `<home>/dev.lock`, or says that another `trace dev` holds it.
+fn lock_home(home: &Path) -> Result<std::fs::File, Error> {
+    let path = home.join("dev.lock");
+    let file = std::fs::File::create(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::AlreadyRunning(home.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io { path, source }),
     }
 }
 

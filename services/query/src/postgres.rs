@@ -217,6 +217,10 @@ impl PgSource {
             "57014" => QueryError::Timeout(self.limits.timeout),
             "25006" => QueryError::Denied(format!("the query may only read: {message}")),
             "42501" => QueryError::Denied(message),
+            // A bind with fewer or more values than the statement's `$n`.
+            "08P01" if message.contains("parameters") => QueryError::InvalidQuery(format!(
+                "parameters do not match the statement: {message}"
+            )),
             c if ["42", "22", "21", "0A", "2F", "3F", "54", "P0"]
                 .iter()
                 .any(|p| c.starts_with(p)) =>
