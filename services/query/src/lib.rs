@@ -179,7 +179,10 @@ async fn query(
             format!("the body is not a query request: {e}"),
         )
     })?;
-    statement::check_read_only(&request.sql)?;
+    let sql = request.sql.clone();
+    tokio::task::spawn_blocking(move || statement::check_read_only_isolated(&sql))
+        .await
+        .map_err(ApiError::internal)??;
     let started = std::time::Instant::now();
     let result = match request.source {
         QuerySource::Postgres => {
@@ -188,7 +191,7 @@ async fn query(
                 .run(&tenant, &request.sql, &request.params)
                 .await
         }
-        QuerySource::Lake => state.lake.run(&request.sql, &request.params).await,
+        QuerySource::Lake => run_lake_isolated(Arc::clone(&state), request.clone()).await,
     };
     let source = match request.source {
         QuerySource::Postgres => "postgres",
@@ -257,4 +260,31 @@ mod tests {
         assert!(!valid_tenant(""));
         assert!(!valid_tenant(&"a".repeat(33)));
     }
+}
+
+/// Runs a lake query on its own thread, with a 64 MiB stack and a runtime of
+/// its own: DataFusion plans expressions recursively, and a deep (but
+/// allowed) statement must not overflow a shared runtime worker's stack.
+async fn run_lake_isolated(
+    state: Arc<AppState>,
+    request: QueryRequest,
+) -> Result<QueryResult, QueryError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("lake-query".into())
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| QueryError::Internal(format!("cannot start a lake runtime: {e}")))
+                .and_then(|rt| rt.block_on(state.lake.run(&request.sql, &request.params)));
+            let _ = tx.send(result);
+        })
+        .map_err(|e| QueryError::Internal(format!("cannot start a lake query thread: {e}")))?;
+    rx.await.unwrap_or_else(|_| {
+        Err(QueryError::Internal(
+            "the lake query thread panicked".into(),
+        ))
+    })
 }

@@ -30,6 +30,70 @@ pub const DENIED_FUNCTIONS: [&str; 4] = [
     "query_to_xml_and_xmlschema",
 ];
 
+/// The most operators (`+`, `AND`, `=`, `||`, ...) one statement may hold.
+///
+/// A long chain such as `1+1+...+1` parses into an expression tree as deep
+/// as the chain, and walking or planning it recurses once per level: left
+/// unbounded, a statement of a few hundred bytes overflows a thread's stack
+/// and takes the whole service down. Counting is done on tokens, which needs
+/// no recursion; the gate then walks the tree on a thread with a large stack
+/// ([`check_read_only_isolated`]).
+pub const MAX_OPERATORS: usize = 256;
+
+/// The longest statement accepted, in bytes.
+pub const MAX_SQL_BYTES: usize = 256 * 1024;
+
+/// [`check_read_only`], on a dedicated thread with a 64 MiB stack so that a
+/// deep (but allowed) statement cannot overflow the caller's stack.
+pub fn check_read_only_isolated(sql: &str) -> Result<(), QueryError> {
+    check_size(sql)?;
+    let sql = sql.to_string();
+    std::thread::Builder::new()
+        .name("sql-gate".into())
+        .stack_size(64 << 20)
+        .spawn(move || check_read_only(&sql))
+        .map_err(|e| QueryError::Internal(format!("cannot start the sql gate: {e}")))?
+        .join()
+        .unwrap_or_else(|_| Err(QueryError::Internal("the sql gate panicked".into())))
+}
+
+/// Refuses statements too long, or with too many operators, to plan safely.
+fn check_size(sql: &str) -> Result<(), QueryError> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(QueryError::LimitExceeded(format!(
+            "the statement is {} bytes; the limit is {MAX_SQL_BYTES}",
+            sql.len()
+        )));
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| QueryError::InvalidQuery(format!("sql does not parse: {e}")))?;
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Word(w) => {
+                let k = w.value.to_ascii_lowercase();
+                w.quote_style.is_none() && (k == "and" || k == "or")
+            }
+            Token::Whitespace(_) | Token::Comma | Token::LParen | Token::RParen => false,
+            Token::Number(..) | Token::SingleQuotedString(_) | Token::Placeholder(_) => false,
+            Token::Period | Token::SemiColon | Token::DoubleColon => false,
+            Token::Mul => true,
+            other => other
+                .to_string()
+                .chars()
+                .all(|c| !c.is_alphanumeric() && c != '_'),
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(QueryError::LimitExceeded(format!(
+            "the statement has {operators} operators; the limit is {MAX_OPERATORS}"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that `sql` is exactly one read-only query.
 pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
     let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)

@@ -206,6 +206,27 @@ async fn bad_input(gw: &Gateway) {
         .await
         .unwrap_err();
     assert_eq!((refused.status, refused.code.as_str()), (403, "denied"));
+
+    // SQL run from text by a function cannot switch to the service's role.
+    let escalate = "select current_user::text from ts_stat(\
+                    'select to_tsvector(set_config(''role'', ''postgres'', true))')";
+    let refused = gw.query(escalate, vec![], false).await.unwrap_err();
+    assert_eq!(refused.status, 403, "{refused:?}");
+    // A long operator chain is refused, and the platform stays up.
+    let chain = format!("select 1{}", "+1".repeat(2_000));
+    let refused = gw.query(&chain, vec![], false).await.unwrap_err();
+    assert_eq!(
+        (refused.status, refused.code.as_str()),
+        (422, "limit_exceeded")
+    );
+    let lake_chain = format!("select 1{} as n", "+1".repeat(250));
+    let rows = gw.query(&lake_chain, vec![], true).await.unwrap();
+    assert_eq!(rows, vec![vec!["251".to_string()]]);
+    let (blocks, _) = expected::recorded_blocks_and_transactions(&trace_tests::data_dir());
+    assert_eq!(
+        count(gw, "select count(*) from blocks").await,
+        blocks as u64
+    );
 }
 
 async fn ingest(gw: &Gateway, blocks: &[u64], tables: &[&str]) -> String {
