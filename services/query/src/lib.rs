@@ -246,22 +246,6 @@ pub fn encode(result: &QueryResult) -> Result<Vec<u8>, arrow::error::ArrowError>
     writer.into_inner()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tenant_ids_follow_the_pattern() {
-        assert!(valid_tenant("acme"));
-        assert!(valid_tenant("a_1"));
-        assert!(!valid_tenant("1acme"));
-        assert!(!valid_tenant("Acme"));
-        assert!(!valid_tenant("ac-me"));
-        assert!(!valid_tenant(""));
-        assert!(!valid_tenant(&"a".repeat(33)));
-    }
-}
-
 /// Runs a lake query on its own thread, with a 64 MiB stack and a runtime of
 /// its own: DataFusion plans expressions recursively, and a deep (but
 /// allowed) statement must not overflow a shared runtime worker's stack.
@@ -287,4 +271,20 @@ async fn run_lake_isolated(
             "the lake query thread panicked".into(),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_follow_the_pattern() {
+        assert!(valid_tenant("acme"));
+        assert!(valid_tenant("a_1"));
+        assert!(!valid_tenant("1acme"));
+        assert!(!valid_tenant("Acme"));
+        assert!(!valid_tenant("ac-me"));
+        assert!(!valid_tenant(""));
+        assert!(!valid_tenant(&"a".repeat(33)));
+    }
 }
