@@ -23,6 +23,13 @@ pub enum ClusterError {
     /// A command could not be run or exited with an error.
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
+    /// Running as root, the cluster runs as `postgres`, which cannot reach it.
+    #[error(
+        "the `postgres` user cannot reach `{0}` (the server runs as `postgres` when started \
+         by root): make every parent directory traversable, e.g. `chmod o+x` on a 0700 \
+         temp dir, or choose a home elsewhere"
+    )]
+    Unreachable(PathBuf),
     /// The server did not accept connections in time.
     #[error("postgres on port {port} did not become ready within {seconds} s")]
     NotReady { port: u16, seconds: u64 },
@@ -47,6 +54,14 @@ impl Cluster {
         if running_as_root() {
             // The server refuses to run as root; it runs as `postgres`, which must own `dir`.
             run(Command::new("chown").arg("postgres:").arg(dir))?;
+            let reachable = Command::new("runuser")
+                .args(["-u", "postgres", "--", "test", "-w"])
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !reachable {
+                return Err(ClusterError::Unreachable(dir.to_path_buf()));
+            }
         }
         if !data.join("PG_VERSION").exists() {
             run(pg_command(&bin, "initdb")
