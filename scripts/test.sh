@@ -32,7 +32,7 @@ cargo build --workspace --bins
 
 step "Tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace
+  cargo nextest run --workspace --no-fail-fast
 else
-  cargo test --workspace
+  cargo test --workspace --no-fail-fast
 fi

@@ -110,6 +110,33 @@ impl WorkerOptions {
     }
 }
 
+/// Runs a worker process's loop over the queue endpoint at `dispatcher_url`
+/// (the embedded queue lives with the dispatcher) and serves its health
+/// route on `listener`, until `shutdown`; running tasks finish first.
+pub async fn serve_worker(
+    listener: tokio::net::TcpListener,
+    dispatcher_url: &str,
+    handler: Arc<dyn TaskHandler>,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let queue = Arc::new(crate::queue::http::HttpQueue::new(dispatcher_url));
+    let dispatcher = DispatcherClient::new(dispatcher_url);
+    let worker = tokio::spawn(run_worker(
+        queue,
+        dispatcher,
+        handler,
+        options,
+        shutdown.clone(),
+    ));
+    let health = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let stop = shutdown.clone();
+    let served = crate::http::serve(listener, health, async move { stop.cancelled().await }).await;
+    shutdown.cancel();
+    let _ = worker.await;
+    served
+}
+
 /// Runs the worker loop until `shutdown`, then waits for running tasks.
 pub async fn run_worker(
     queue: Arc<dyn Queue>,

@@ -16,9 +16,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use trace_common::api::QUEUE_TASKS_INGEST;
-use trace_common::dispatcher_client::DispatcherClient;
-use trace_common::queue::http::HttpQueue;
-use trace_common::worker::{WorkerOptions, run_worker};
+use trace_common::worker::WorkerOptions;
 
 pub mod handler;
 pub mod ingest;
@@ -109,24 +107,9 @@ pub async fn serve(
 
     let mut options = WorkerOptions::new(QUEUE_TASKS_INGEST, config.worker_id.clone());
     options.concurrency = config.concurrency.max(1);
-    let queue = Arc::new(HttpQueue::new(config.dispatcher_url.clone()));
-    let dispatcher = DispatcherClient::new(config.dispatcher_url.clone());
-    let worker = tokio::spawn(run_worker(
-        queue,
-        dispatcher,
-        handler,
-        options,
-        shutdown.clone(),
-    ));
-
-    let stop = shutdown.clone();
-    let served =
-        trace_common::http::serve(listener, router(), async move { stop.cancelled().await })
-            .await
-            .map_err(Error::Serve);
-    shutdown.cancel();
-    let _ = worker.await;
-    served
+    trace_common::worker::serve_worker(listener, &config.dispatcher_url, handler, options, shutdown)
+        .await
+        .map_err(Error::Serve)
 }
 
 /// The worker's health route, `GET /healthz`.
