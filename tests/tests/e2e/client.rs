@@ -123,6 +123,52 @@ impl Gateway {
     }
 }
 
+/// Submits an ingest job over exactly `blocks`, ten a task; returns its id.
+pub async fn ingest(gw: &Gateway, blocks: &[u64], tables: &[&str]) -> String {
+    let job = gw
+        .post(
+            "/v1/jobs",
+            &json!({
+                "kind": "ingest",
+                "params": {"tables": tables},
+                "from_block": blocks[0],
+                "to_block": blocks[blocks.len() - 1],
+                "chunk_size": 10,
+                "blocks": blocks,
+            }),
+        )
+        .await
+        .expect("ingest job accepted");
+    job["id"].as_str().unwrap().to_string()
+}
+
+/// The single integer a `select count(*) ...` answers.
+pub async fn count(gw: &Gateway, sql: &str) -> u64 {
+    let rows = gw.query(sql, vec![], false).await.unwrap();
+    rows[0][0].parse().unwrap()
+}
+
+/// Polls the receiver's stats until it saw `expected` unique alert ids, or
+/// ten minutes passed; returns the last stats.
+pub async fn wait_for_deliveries(receiver: &str, expected: u64) -> Value {
+    let start = Instant::now();
+    loop {
+        let stats: Value = reqwest::get(format!("{receiver}/stats"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stats["unique_ids"].as_u64() >= Some(expected) || start.elapsed() > WAIT_LIMIT {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How long the helpers wait for the platform before giving up.
+const WAIT_LIMIT: Duration = Duration::from_secs(600);
+
 /// Every cell of every batch, rendered as text.
 pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let options = FormatOptions::default().with_null("NULL");

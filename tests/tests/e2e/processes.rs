@@ -14,12 +14,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use num_bigint::BigUint;
-use serde_json::{Value, json};
+use serde_json::json;
 use trace_common::api::JobState;
 use trace_common::db::cluster::{Cluster, free_port};
 use trace_tests::expected;
 
-use super::client::Gateway;
+use super::client::{Gateway, count, ingest, wait_for_deliveries};
 
 /// Raw amounts above this raise an alert: 10^24.
 const THRESHOLD: &str = "1000000000000000000000000";
@@ -407,43 +407,4 @@ fn open_to_postgres(dir: &Path) {
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
-}
-
-async fn ingest(gw: &Gateway, blocks: &[u64], tables: &[&str]) -> String {
-    let job = gw
-        .post(
-            "/v1/jobs",
-            &json!({
-                "kind": "ingest",
-                "params": {"tables": tables},
-                "from_block": blocks[0],
-                "to_block": blocks[blocks.len() - 1],
-                "chunk_size": 10,
-                "blocks": blocks,
-            }),
-        )
-        .await
-        .expect("ingest job accepted");
-    job["id"].as_str().unwrap().to_string()
-}
-
-async fn count(gw: &Gateway, sql: &str) -> u64 {
-    let rows = gw.query(sql, vec![], false).await.unwrap();
-    rows[0][0].parse().unwrap()
-}
-
-async fn wait_for_deliveries(receiver: &str, expected: u64) -> Value {
-    let start = Instant::now();
-    loop {
-        let stats: Value = reqwest::get(format!("{receiver}/stats"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if stats["unique_ids"].as_u64() >= Some(expected) || start.elapsed() > LIMIT {
-            return stats;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
