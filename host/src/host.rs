@@ -212,10 +212,14 @@ impl Host {
         &self.engine
     }
 
-    /// The epoch ticks that make up `deadline`, at least one.
+    /// The epoch ticks that make up `deadline`, plus one: the ticker runs on
+    /// its own clock, so the first tick comes anywhere within one tick of a
+    /// call starting, and without the extra tick a call could be stopped
+    /// just short of its deadline. A call so gets its deadline and at most
+    /// one tick more.
     pub(crate) fn deadline_ticks(&self, deadline: Duration) -> u64 {
         let tick = self.epoch_tick.as_nanos().max(1);
-        (deadline.as_nanos().div_ceil(tick) as u64).max(1)
+        (deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1
     }
 
     fn cached(&self, digest: &str) -> Option<Loaded> {
