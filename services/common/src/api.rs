@@ -126,6 +126,31 @@ pub struct TaskInfo {
     pub error: Option<String>,
     pub error_class: Option<String>,
     pub summary: Option<serde_json::Value>,
+    /// Every attempt so far, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<AttemptInfo>,
+}
+
+/// One attempt at a task: who ran it, how it ended and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptInfo {
+    pub attempt: u32,
+    pub worker_id: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `succeeded`, `failed`, `expired` or `cancelled`; absent while it runs.
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    /// `deterministic` or `transient`, for an attempt that did not succeed.
+    pub class: Option<String>,
+}
+
+/// What `POST /v1/jobs/{id}/retry` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetryOutcome {
+    /// Tasks that were dead, failed or cancelled and are queued again.
+    pub requeued: u64,
+    pub job: Job,
 }
 
 /// The body of a task wake-up message on a task queue.
@@ -189,6 +214,9 @@ pub struct CompleteRequest {
     pub summary: serde_json::Value,
     pub records_published: u64,
     pub alerts_published: u64,
+    /// How many buffer batches this attempt sent (`seq` ran `0..batches`):
+    /// the sinks make the attempt visible once all of them arrived.
+    pub batches: u32,
     #[serde(default)]
     pub logs: Vec<LogLine>,
 }
@@ -313,11 +341,50 @@ pub struct BufferBatch {
     pub payload: BufferPayload,
 }
 
+/// The dispatcher's word to the sinks on how an attempt ended, sent through
+/// the buffer queue from the outbox in the transaction that ended it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AttemptEnd {
+    /// The attempt completed: once its `batches` batches have arrived they
+    /// become visible, together and exactly once, and no other attempt of the
+    /// task ever will.
+    Commit {
+        tenant_id: String,
+        job_id: Uuid,
+        task_id: Uuid,
+        attempt: u32,
+        batches: u32,
+    },
+    /// The attempt will never complete: its batches, arrived or not, are
+    /// dropped.
+    Discard {
+        tenant_id: String,
+        job_id: Uuid,
+        task_id: Uuid,
+        attempt: u32,
+    },
+}
+
+impl AttemptEnd {
+    /// Whether a buffer message body is an [`AttemptEnd`] rather than a
+    /// [`BufferBatch`]: by its `kind`.
+    pub fn is_attempt_end(body: &serde_json::Value) -> bool {
+        matches!(
+            body.get("kind").and_then(serde_json::Value::as_str),
+            Some("commit" | "discard")
+        )
+    }
+}
+
 /// `GET /v1/progress/{job}` on the sinks and on delivery.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SinkProgress {
-    /// Records applied to datasets for the job.
+    /// Records of completed attempts, visible in datasets.
     pub records: u64,
+    /// Records that arrived but whose attempt has not been committed yet.
+    #[serde(default)]
+    pub staged: u64,
     /// Alerts stored for the job.
     pub alerts: u64,
     /// Batches refused, with reasons in `sink_rejects`.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::api::{
     ClaimRequest, CompleteRequest, CreateJob, FailRequest, HeartbeatRequest, HeartbeatResponse,
-    Job, Lease, LeaseStatus, TENANT_HEADER, TaskInfo,
+    Job, Lease, LeaseStatus, RetryOutcome, TENANT_HEADER, TaskInfo,
 };
 use crate::http::{ClientError, ServiceClient, check, decode};
 
@@ -102,6 +102,20 @@ impl DispatcherClient {
         self.get_as(tenant, &format!("/v1/jobs/{id}/tasks")).await
     }
 
+    /// Cancels running job `id` of `tenant`: its queued tasks are cancelled
+    /// and its running ones stop at their next heartbeat. 409 `job_finished`
+    /// for a job that already ended.
+    pub async fn cancel_job(&self, tenant: &str, id: Uuid) -> Result<Job, ClientError> {
+        self.post_as(tenant, &format!("/v1/jobs/{id}/cancel")).await
+    }
+
+    /// Queues the dead, failed and cancelled tasks of job `id` of `tenant`
+    /// again with a fresh budget of attempts; 409 `nothing_to_retry` when
+    /// there are none.
+    pub async fn retry_job(&self, tenant: &str, id: Uuid) -> Result<RetryOutcome, ClientError> {
+        self.post_as(tenant, &format!("/v1/jobs/{id}/retry")).await
+    }
+
     /// The jobs of `tenant`, newest first.
     pub async fn jobs(&self, tenant: &str) -> Result<Vec<Job>, ClientError> {
         let url = self.client.url("/v1/jobs");
@@ -119,6 +133,22 @@ impl DispatcherClient {
             .client
             .http()
             .get(&url)
+            .header(TENANT_HEADER, tenant)
+            .send()
+            .await;
+        decode(url, resp).await
+    }
+
+    async fn post_as<T: DeserializeOwned>(
+        &self,
+        tenant: &str,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let url = self.client.url(path);
+        let resp = self
+            .client
+            .http()
+            .post(&url)
             .header(TENANT_HEADER, tenant)
             .send()
             .await;

@@ -50,6 +50,8 @@ pub struct TaskOutcome {
     pub summary: serde_json::Value,
     pub records_published: u64,
     pub alerts_published: u64,
+    /// Buffer batches the attempt sent; the sinks wait for all of them.
+    pub batches: u32,
     pub logs: Vec<LogLine>,
 }
 
@@ -338,6 +340,7 @@ impl Worker {
                         summary: outcome.summary.clone(),
                         records_published: outcome.records_published,
                         alerts_published: outcome.alerts_published,
+                        batches: outcome.batches,
                         logs: outcome.logs.clone(),
                     };
                     self.dispatcher.complete(task, &req).await

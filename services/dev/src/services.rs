@@ -103,13 +103,9 @@ pub(crate) async fn start_all(
 
     let listener = bind("dispatcher", port(ports, 1)).await?;
     let cfg = trace_dispatcher::Config {
-        state_database_url: db.state_url.clone(),
-        db_connections: 10,
-        lease_secs: 30,
-        max_attempts: 3,
         relay_interval_ms: 200,
-        reaper_interval_ms: 1000,
         migrate: false,
+        ..trace_dispatcher::Config::new(db.state_url.clone())
     };
     let dispatcher = run.spawn("dispatcher", listener, |l, s| {
         trace_dispatcher::serve(cfg, l, s)

@@ -5,6 +5,8 @@
 //! outbox row per task commit together or not at all, so a task never exists
 //! without its wake-up and a wake-up never names a task that does not exist.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -12,13 +14,14 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use trace_common::ApiError;
 use trace_common::api::{
-    CreateJob, Job, JobKind, QUEUE_TASKS_INGEST, QUEUE_TASKS_UDF, TENANT_HEADER, TaskInfo,
+    AttemptInfo, CreateJob, Job, JobKind, QUEUE_TASKS_INGEST, QUEUE_TASKS_UDF, TENANT_HEADER,
+    TaskInfo,
 };
 use uuid::Uuid;
 
 use crate::plan::plan;
 use crate::routes::{body, parse_id};
-use crate::rows::{JOB_GROUP, JOB_SELECT, JobRow, TaskRow, name_of};
+use crate::rows::{AttemptRow, JOB_GROUP, JOB_SELECT, JobRow, TaskRow, name_of};
 use crate::state::AppState;
 
 /// `POST /v1/jobs`.
@@ -145,9 +148,28 @@ pub async fn tasks(
     .bind(id)
     .fetch_all(&state.pool)
     .await?;
+    let attempts: Vec<AttemptRow> = sqlx::query_as(
+        "select a.task_id, a.attempt, a.worker_id, a.started_at, a.finished_at, a.outcome, \
+             a.reason, a.class \
+         from task_attempts a join tasks t on t.id = a.task_id \
+         where t.job_id = $1 order by a.task_id, a.attempt",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut by_task: HashMap<Uuid, Vec<AttemptInfo>> = HashMap::new();
+    for row in attempts {
+        by_task
+            .entry(row.task_id)
+            .or_default()
+            .push(row.into_info());
+    }
     let tasks = rows
         .into_iter()
-        .map(TaskRow::into_info)
+        .map(|row| {
+            let attempts = by_task.remove(&row.id).unwrap_or_default();
+            row.into_info().map(|info| TaskInfo { attempts, ..info })
+        })
         .collect::<Result<_, _>>()?;
     Ok(Json(tasks))
 }
@@ -197,7 +219,7 @@ pub async fn fetch(state: &AppState, tenant: &str, id: Uuid) -> Result<Job, ApiE
     }
 }
 
-fn tenant_header(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn tenant_header(headers: &HeaderMap) -> Result<String, ApiError> {
     let tenant = headers
         .get(TENANT_HEADER)
         .and_then(|v| v.to_str().ok())

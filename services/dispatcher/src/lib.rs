@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub mod attempts;
 pub mod completion;
+pub mod control;
 pub mod jobs;
 pub mod plan;
 pub mod reaper;
@@ -48,6 +50,14 @@ pub struct Config {
     /// Attempts a task gets before it is dead.
     #[arg(long, env = "TRACE_DISPATCHER_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
+    /// Milliseconds before the first retry of a transient failure; doubled
+    /// per attempt up to a minute, with jitter.
+    #[arg(
+        long,
+        env = "TRACE_DISPATCHER_RETRY_BACKOFF_MS",
+        default_value_t = 1000
+    )]
+    pub retry_backoff_ms: u64,
     /// Milliseconds between outbox relay passes (it also wakes on new rows).
     #[arg(
         long,
@@ -83,6 +93,7 @@ impl Config {
             db_connections: 10,
             lease_secs: 30,
             max_attempts: 3,
+            retry_backoff_ms: 1000,
             relay_interval_ms: 500,
             reaper_interval_ms: 1000,
             migrate: true,
@@ -94,6 +105,7 @@ impl Config {
         Settings {
             lease: Duration::from_secs(self.lease_secs.max(1)),
             max_attempts: self.max_attempts.max(1),
+            retry_backoff: Duration::from_millis(self.retry_backoff_ms),
         }
     }
 }

@@ -5,15 +5,17 @@
 //!
 //! The worker that held the lease may still be running; its attempt token is
 //! now stale, so its heartbeat, complete and fail are refused and whatever it
-//! published under that attempt never counts.
+//! published under that attempt never counts: the sinks are told to discard
+//! it in the same transaction, and a retry waits out its backoff.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::attempts::{backoff, discard, enqueue_wakeup, task_queue, tell_sinks};
 use crate::completion::finish_job_if_done;
-use crate::report::{enqueue_wakeup, finish_attempt};
+use crate::report::finish_attempt;
 use crate::state::AppState;
 
 /// The most expired leases handled per transaction.
@@ -23,10 +25,23 @@ const BATCH: i64 = 200;
 /// message finds it claimed or claims it, either way harmlessly.
 pub const RECONCILE_AFTER: Duration = Duration::from_secs(300);
 
+/// A task whose lease the reaper took back, with what became of it.
+#[derive(Debug, sqlx::FromRow)]
+struct Expired {
+    id: Uuid,
+    job_id: Uuid,
+    tenant_id: String,
+    attempt: i32,
+    attempt_base: i32,
+    /// `queued`, `dead` or `cancelled`.
+    state: String,
+    kind: String,
+}
+
 /// Returns one batch of expired leases; says how many tasks it touched.
 pub async fn reap_once(state: &AppState) -> Result<u64, sqlx::Error> {
     let mut tx = state.pool.begin().await?;
-    let expired: Vec<(Uuid, Uuid, i32, String, String)> = sqlx::query_as(
+    let expired: Vec<Expired> = sqlx::query_as(
         "with expired as ( \
              select t.id from tasks t \
              where t.state = 'running' and t.lease_expires_at < now() \
@@ -36,46 +51,45 @@ pub async fn reap_once(state: &AppState) -> Result<u64, sqlx::Error> {
          update tasks t set \
              state = case \
                  when j.state = 'cancelled' then 'cancelled' \
-                 when t.attempt >= j.max_attempts then 'dead' \
+                 when t.attempt - t.attempt_base >= j.max_attempts then 'dead' \
                  else 'queued' end, \
              error = 'the lease of attempt ' || t.attempt || ' expired', \
              error_class = 'transient', \
              lease_owner = null, lease_expires_at = null, updated_at = now() \
          from expired e, jobs j \
          where t.id = e.id and j.id = t.job_id \
-         returning t.id, t.job_id, t.attempt, t.state, j.kind",
+         returning t.id, t.job_id, j.tenant_id, t.attempt, t.attempt_base, t.state, j.kind",
     )
     .bind(BATCH)
     .fetch_all(&mut *tx)
     .await?;
 
-    for (task, job, attempt, next, kind) in &expired {
-        let attempt = u32::try_from(*attempt).unwrap_or(0);
+    for row in &expired {
+        let attempt = u32::try_from(row.attempt).unwrap_or(0);
         let reason = "lease expired";
         finish_attempt(
             &mut tx,
-            *task,
+            row.id,
             attempt,
             "expired",
             Some(reason),
             Some("transient"),
         )
         .await?;
-        if next == "queued" {
-            let queue = if kind == "udf" {
-                trace_common::api::QUEUE_TASKS_UDF
-            } else {
-                trace_common::api::QUEUE_TASKS_INGEST
-            };
-            enqueue_wakeup(&mut tx, queue, *task, *job).await?;
+        let end = discard(&row.tenant_id, row.job_id, row.id, attempt);
+        tell_sinks(&mut tx, &row.kind, &end).await?;
+        if row.state == "queued" {
+            let used = u32::try_from(row.attempt - row.attempt_base).unwrap_or(1);
+            let delay = backoff(state.settings.retry_backoff, used, rand::random());
+            enqueue_wakeup(&mut tx, task_queue(&row.kind), row.id, row.job_id, delay).await?;
         } else {
-            finish_job_if_done(&mut tx, *job).await?;
+            finish_job_if_done(&mut tx, row.job_id).await?;
         }
-        tracing::warn!(task = %task, attempt, next = %next, "lease expired");
+        tracing::warn!(task = %row.id, attempt, next = %row.state, "lease expired");
     }
     tx.commit().await?;
 
-    if expired.iter().any(|row| row.3 == "queued") {
+    if !expired.is_empty() {
         state.wake_relay();
     }
     Ok(expired.len() as u64)

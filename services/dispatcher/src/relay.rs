@@ -4,7 +4,8 @@
 //! dispatchers never relay the same rows at once), sent, and marked sent in
 //! the same transaction. A crash between the send and the commit sends the
 //! batch again: wake-ups are at-least-once, and a duplicate only finds its
-//! task already claimed.
+//! task already claimed. A row waits until its `not_before` (a retry's
+//! backoff); the periodic pass picks it up then.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,7 +37,7 @@ pub enum RelayError {
 pub async fn relay_once(state: &AppState) -> Result<u64, RelayError> {
     let mut tx = state.pool.begin().await?;
     let rows: Vec<(i64, String, serde_json::Value)> = sqlx::query_as(
-        "select id, queue, body from outbox where sent_at is null \
+        "select id, queue, body from outbox where sent_at is null and not_before <= now() \
          order by id limit $1 for update skip locked",
     )
     .bind(BATCH)

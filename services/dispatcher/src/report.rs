@@ -2,19 +2,19 @@
 //!
 //! Each report is one transaction: the task row is locked and checked to be
 //! `running` under the reported attempt (else 409 `stale_lease`), then the
-//! task, its attempt row, its logs, a possible retry wake-up and the job's
-//! end state are written together.
+//! task, its attempt row, its logs, a possible retry wake-up (after a
+//! backoff), the sinks' commit or discard of the attempt's records and the
+//! job's end state are written together.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use trace_common::ApiError;
-use trace_common::api::{
-    CompleteRequest, FailRequest, FailureClass, LogLine, QUEUE_TASKS_INGEST, QUEUE_TASKS_UDF,
-};
+use trace_common::api::{AttemptEnd, CompleteRequest, FailRequest, FailureClass, LogLine};
 use uuid::Uuid;
 
+use crate::attempts::{backoff, discard, enqueue_wakeup, task_queue, tell_sinks};
 use crate::completion::finish_job_if_done;
 use crate::routes::{body, parse_id};
 use crate::state::AppState;
@@ -31,9 +31,11 @@ const MAX_REASON: usize = 4096;
 #[derive(Debug, sqlx::FromRow)]
 struct Current {
     job_id: Uuid,
+    tenant_id: String,
     kind: String,
     job_state: String,
     max_attempts: i32,
+    attempt_base: i32,
 }
 
 /// `POST /v1/tasks/{id}/complete`.
@@ -61,10 +63,19 @@ pub async fn complete(
     .await?;
     finish_attempt(&mut tx, id, req.attempt, "succeeded", None, None).await?;
     store_logs(&mut tx, id, req.attempt, &req.logs).await?;
+    let commit = AttemptEnd::Commit {
+        tenant_id: current.tenant_id.clone(),
+        job_id: current.job_id,
+        task_id: id,
+        attempt: req.attempt,
+        batches: req.batches,
+    };
+    tell_sinks(&mut tx, &current.kind, &commit).await?;
     finish_job_if_done(&mut tx, current.job_id).await?;
     tx.commit().await?;
 
-    tracing::info!(task = %id, attempt = req.attempt, "task succeeded");
+    state.wake_relay();
+    tracing::info!(task = %id, attempt = req.attempt, batches = req.batches, "task succeeded");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -79,7 +90,8 @@ pub async fn fail(
     let mut tx = state.pool.begin().await?;
     let current = lock_current(&mut tx, id, req.attempt).await?;
 
-    let attempts_left = i64::from(req.attempt) < i64::from(current.max_attempts);
+    let used = i64::from(req.attempt) - i64::from(current.attempt_base);
+    let attempts_left = used < i64::from(current.max_attempts);
     let next = match req.class {
         _ if current.job_state == "cancelled" => "cancelled",
         FailureClass::Deterministic => "failed",
@@ -110,22 +122,22 @@ pub async fn fail(
     )
     .await?;
     store_logs(&mut tx, id, req.attempt, &req.logs).await?;
+    let end = discard(&current.tenant_id, current.job_id, id, req.attempt);
+    tell_sinks(&mut tx, &current.kind, &end).await?;
+    let mut delay = std::time::Duration::ZERO;
     if next == "queued" {
-        let queue = if current.kind == "udf" {
-            QUEUE_TASKS_UDF
-        } else {
-            QUEUE_TASKS_INGEST
-        };
-        enqueue_wakeup(&mut tx, queue, id, current.job_id).await?;
+        let used = u32::try_from(used).unwrap_or(1);
+        delay = backoff(state.settings.retry_backoff, used, rand::random());
+        let queue = task_queue(&current.kind);
+        enqueue_wakeup(&mut tx, queue, id, current.job_id, delay).await?;
     } else {
         finish_job_if_done(&mut tx, current.job_id).await?;
     }
     tx.commit().await?;
 
-    if next == "queued" {
-        state.wake_relay();
-    }
-    tracing::info!(task = %id, attempt = req.attempt, class = %class, next, "task failed");
+    state.wake_relay();
+    tracing::info!(task = %id, attempt = req.attempt, class = %class, next,
+        retry_in_ms = delay.as_millis() as u64, "task failed");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -136,7 +148,8 @@ async fn lock_current(
     attempt: u32,
 ) -> Result<Current, ApiError> {
     let current: Option<Current> = sqlx::query_as(
-        "select t.job_id, j.kind, j.state as job_state, j.max_attempts \
+        "select t.job_id, j.tenant_id, j.kind, j.state as job_state, j.max_attempts, \
+             t.attempt_base \
          from tasks t join jobs j on j.id = t.job_id \
          where t.id = $1 and t.attempt = $2 and t.state = 'running' \
          for update of t",
@@ -168,22 +181,6 @@ pub async fn finish_attempt(
     .bind(class)
     .execute(&mut *tx)
     .await?;
-    Ok(())
-}
-
-/// Writes a task wake-up to the outbox.
-pub async fn enqueue_wakeup(
-    tx: &mut sqlx::PgConnection,
-    queue: &str,
-    task: Uuid,
-    job: Uuid,
-) -> Result<(), sqlx::Error> {
-    let body = serde_json::json!({ "task_id": task, "job_id": job });
-    sqlx::query("insert into outbox (queue, body) values ($1, $2)")
-        .bind(queue)
-        .bind(body)
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use trace_common::ApiError;
 use uuid::Uuid;
 
 use crate::state::AppState;
-use crate::{jobs, report, tasks};
+use crate::{control, jobs, report, tasks};
 
 /// The largest request body: a job listing many blocks, or a report with logs.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -22,6 +22,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/tasks", get(jobs::tasks))
+        .route("/v1/jobs/{id}/cancel", post(control::cancel))
+        .route("/v1/jobs/{id}/retry", post(control::retry))
         .route("/v1/tasks/{id}/claim", post(tasks::claim))
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/lease", get(tasks::lease))

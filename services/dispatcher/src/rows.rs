@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 use sqlx::FromRow;
 use trace_common::ApiError;
-use trace_common::api::{ComponentRef, Job, Progress, TaskInfo};
+use trace_common::api::{AttemptInfo, ComponentRef, Job, Progress, TaskInfo};
 use uuid::Uuid;
 
 /// The columns of a job with its task counts (see [`JOB_SELECT`]).
@@ -128,7 +128,36 @@ impl TaskRow {
             error: self.error,
             error_class: self.error_class,
             summary: self.summary,
+            attempts: Vec::new(),
         })
+    }
+}
+
+/// One row of `task_attempts`.
+#[derive(Debug, FromRow)]
+pub struct AttemptRow {
+    pub task_id: Uuid,
+    pub attempt: i32,
+    pub worker_id: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub class: Option<String>,
+}
+
+impl AttemptRow {
+    /// The attempt as the API reports it.
+    pub fn into_info(self) -> AttemptInfo {
+        AttemptInfo {
+            attempt: u32::try_from(self.attempt).unwrap_or(0),
+            worker_id: self.worker_id,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            outcome: self.outcome,
+            reason: self.reason,
+            class: self.class,
+        }
     }
 }
 

@@ -15,14 +15,18 @@ pub struct Settings {
     pub lease: Duration,
     /// How many attempts a task gets before it is dead; stored on each job.
     pub max_attempts: u32,
+    /// The pause before the first retry of a transient failure; it doubles
+    /// per attempt, with jitter (see [`crate::attempts::backoff`]).
+    pub retry_backoff: Duration,
 }
 
 impl Default for Settings {
-    /// A 30 s lease and 3 attempts.
+    /// A 30 s lease, 3 attempts and a 1 s first backoff.
     fn default() -> Self {
         Self {
             lease: Duration::from_secs(30),
             max_attempts: 3,
+            retry_backoff: Duration::from_secs(1),
         }
     }
 }

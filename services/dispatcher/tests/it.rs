@@ -3,6 +3,7 @@
 mod it {
     pub mod jobs;
     pub mod leases;
+    pub mod lifecycle;
     pub mod queue;
     pub mod support;
     pub mod worker;

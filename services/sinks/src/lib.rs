@@ -1,9 +1,10 @@
 //! Drains dataset buffers into Postgres data.
 //!
-//! UDF workers put [`BufferBatch`]es on the `buffer-records` queue; the
-//! sinks receive them, apply each in one data-database transaction with
-//! [`apply::apply`] (exactly once per `batch_id`, a bad batch refused whole
-//! into `sink_rejects`), and delete a message only after its transaction
+//! UDF workers put [`BufferBatch`]es on the `buffer-records` queue, and the
+//! dispatcher an [`AttemptEnd`] for every attempt that ends; the sinks
+//! receive both, stage batches and make a committed attempt's batches
+//! visible exactly once ([`apply`]: a bad batch refused whole into
+//! `sink_rejects`), and delete a message only after its transaction
 //! committed. `GET /v1/progress/{job}` reports what was applied. Start at
 //! [`serve`]; [`run`] takes any [`Queue`] (tests pass a `PgQueue`).
 
@@ -17,12 +18,13 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use trace_common::ApiError;
-use trace_common::api::{BufferBatch, QUEUE_BUFFER, SinkProgress};
+use trace_common::api::{AttemptEnd, BufferBatch, QUEUE_BUFFER, SinkProgress};
 use trace_common::queue::http::HttpQueue;
 use trace_common::queue::{Queue, Received};
 
 pub mod apply;
 pub mod dataset;
+pub mod write;
 
 pub use apply::{ApplyError, Outcome};
 
@@ -198,37 +200,65 @@ async fn drain(config: Config, pool: PgPool, queue: Arc<dyn Queue>, shutdown: Ca
     }
 }
 
-/// Applies one message; true when it may be deleted.
+/// Handles one message; true when it may be deleted.
 async fn handle(pool: &PgPool, message: &Received) -> bool {
-    let batch: BufferBatch = match serde_json::from_value(message.body.clone()) {
-        Ok(batch) => batch,
+    let body = &message.body;
+    let parsed = if AttemptEnd::is_attempt_end(body) {
+        serde_json::from_value(body.clone()).map(Message::End)
+    } else {
+        serde_json::from_value(body.clone()).map(Message::Batch)
+    };
+    let message_kind = match parsed {
+        Ok(message) => message,
         Err(err) => {
-            tracing::warn!(error = %err, "dropping a buffer message that is not a batch");
+            tracing::warn!(error = %err, "dropping a buffer message that is neither a batch \
+                nor an attempt end");
             return true;
         }
     };
     // One immediate retry covers races such as two creators of one schema.
-    let mut result = apply::apply(pool, &batch).await;
+    let mut result = message_kind.handle(pool).await;
     if result.is_err() {
-        result = apply::apply(pool, &batch).await;
+        result = message_kind.handle(pool).await;
     }
     match result {
-        Ok(Outcome::Applied { rows }) => {
-            tracing::debug!(batch_id = %batch.batch_id, rows, "batch applied");
-            true
-        }
-        Ok(Outcome::Replayed) => {
-            tracing::debug!(batch_id = %batch.batch_id, "batch already applied");
-            true
-        }
-        Ok(Outcome::Rejected { .. }) => {
-            tracing::info!(batch_id = %batch.batch_id, tenant = %batch.tenant_id, "batch rejected");
+        Ok(outcome) => {
+            tracing::debug!(what = %message_kind, ?outcome, "buffer message handled");
             true
         }
         Err(err) => {
             tracing::warn!(error = %err, receive_count = message.receive_count,
-                "batch not applied; it will be received again");
+                "buffer message not handled; it will be received again");
             false
+        }
+    }
+}
+
+/// A message on the buffer queue.
+enum Message {
+    Batch(BufferBatch),
+    End(AttemptEnd),
+}
+
+impl Message {
+    async fn handle(&self, pool: &PgPool) -> Result<Outcome, ApplyError> {
+        match self {
+            Message::Batch(batch) => apply::apply(pool, batch).await,
+            Message::End(end) => apply::end(pool, end).await,
+        }
+    }
+}
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Batch(batch) => write!(f, "batch {}", batch.batch_id),
+            Message::End(AttemptEnd::Commit {
+                task_id, attempt, ..
+            }) => write!(f, "commit of {task_id}:{attempt}"),
+            Message::End(AttemptEnd::Discard {
+                task_id, attempt, ..
+            }) => write!(f, "discard of {task_id}:{attempt}"),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod it {
     pub mod apply;
+    pub mod commits;
     pub mod drain;
     pub mod support;
 }

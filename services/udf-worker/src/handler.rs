@@ -170,13 +170,19 @@ impl TaskHandler for UdfHandler {
             return Err(failure_with(reason, FailureClass::Transient, &log));
         }
 
-        let (queue, batches, records, alerts) = {
+        let (queue, batches, records, alerts, sent) = {
             let mut p = publisher.lock().unwrap_or_else(|p| p.into_inner());
+            if p.lost_batch() {
+                let reason = "a batch of records could not be sent to the buffer".to_string();
+                return Err(failure_with(reason, FailureClass::Transient, &log));
+            }
+            let batches = p.take_all();
             (
                 p.queue(),
-                p.take_all(),
+                batches,
                 p.records_published(),
                 p.alerts_published(),
+                p.batches(),
             )
         };
         if let Err(err) = send_batches(queue.as_ref(), &batches).await {
@@ -188,6 +194,7 @@ impl TaskHandler for UdfHandler {
             summary: summary_json(&output),
             records_published: records,
             alerts_published: alerts,
+            batches: sent,
             logs: log.take(),
         })
     }

@@ -4,9 +4,10 @@
 //! ([`validate`]) and gathered per dataset; every 1000 rows of a dataset,
 //! and every 1000 alerts, become one [`BufferBatch`] on `buffer-records`
 //! with the id `{task}:{attempt}:{seq}`. What is left is flushed once the
-//! run succeeded ([`Publisher::flush`]). The sinks make a batch visible only
-//! for the attempt that completed, so batches of a failed attempt are
-//! harmless.
+//! run succeeded ([`Publisher::take_all`]). The completion carries the
+//! number of batches, and the sinks make an attempt's batches visible only
+//! once the dispatcher committed that attempt and all of them arrived, so
+//! batches of a failed attempt are harmless.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,10 @@ pub struct Publisher {
     seq: u32,
     records_published: u64,
     alerts_published: u64,
+    /// A batch was cut but its send failed: the attempt cannot complete,
+    /// whatever the component does with the error, since its commit would
+    /// name a batch the sinks may never get.
+    lost_batch: bool,
 }
 
 impl Publisher {
@@ -60,7 +65,13 @@ impl Publisher {
             seq: 0,
             records_published: 0,
             alerts_published: 0,
+            lost_batch: false,
         }
+    }
+
+    /// Whether a batch of this attempt may not have reached the queue.
+    pub fn lost_batch(&self) -> bool {
+        self.lost_batch
     }
 
     /// Records published so far, sent or pending.
@@ -71,6 +82,12 @@ impl Publisher {
     /// Alerts published so far, sent or pending.
     pub fn alerts_published(&self) -> u64 {
         self.alerts_published
+    }
+
+    /// Batches cut so far: their `seq` ran from 0 to this, exclusive. The
+    /// completion reports it so the sinks know when they have them all.
+    pub fn batches(&self) -> u32 {
+        self.seq
     }
 
     /// Takes everything still pending as batches, for [`send_batches`] once
@@ -240,7 +257,11 @@ impl RecordsCap {
     /// Sends whatever full batches are ready.
     fn send_full(&self) -> Result<(), RecordsError> {
         let (queue, batches) = self.with(|p| (p.queue.clone(), p.take_batches(false)));
-        match self.bridge.block_on(send_batches(queue.as_ref(), &batches)) {
+        let sent = self.bridge.block_on(send_batches(queue.as_ref(), &batches));
+        if !matches!(sent, Some(Ok(()))) && !batches.is_empty() {
+            self.with(|p| p.lost_batch = true);
+        }
+        match sent {
             Some(Ok(())) => Ok(()),
             Some(Err(err)) => {
                 tracing::warn!(error = %err, "buffer queue send failed");

@@ -56,6 +56,7 @@ async fn a_stale_or_finished_attempt_gets_no_credentials() {
         summary: serde_json::json!({}),
         records_published: 0,
         alerts_published: 0,
+        batches: 0,
         logs: vec![],
     };
     stack
@@ -125,6 +126,7 @@ async fn an_expired_token_works_while_heartbeats_keep_its_lease_live() {
         summary: serde_json::json!({}),
         records_published: 0,
         alerts_published: 0,
+        batches: 0,
         logs: vec![],
     };
     stack

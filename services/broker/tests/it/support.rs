@@ -35,6 +35,7 @@ pub async fn start(lease: Duration, ttl_secs: u64, max_bytes: u64) -> Stack {
     let settings = trace_dispatcher::Settings {
         lease,
         max_attempts: 3,
+        retry_backoff: Duration::ZERO,
     };
     let state = trace_dispatcher::AppState::new(pool.clone(), settings);
     let dispatcher_base = spawn(trace_dispatcher::router(state), &shutdown).await;

@@ -60,6 +60,7 @@ async fn claim_heartbeat_complete_runs_a_task_to_success_and_ends_the_job() {
         summary: serde_json::json!({ "blocks": 10 }),
         records_published: 5,
         alerts_published: 2,
+        batches: 0,
         logs: vec![log("first"), log("second")],
     };
     d.client.complete(task, &done).await.unwrap();
@@ -116,6 +117,7 @@ async fn a_stale_token_is_refused_after_the_reaper_returns_the_task() {
         summary: serde_json::json!({}),
         records_published: 1,
         alerts_published: 0,
+        batches: 0,
         logs: vec![],
     };
     let err = d.client.complete(task, &done).await.unwrap_err();

@@ -71,11 +71,12 @@ async fn launch(settings: Settings, loops: bool) -> Dispatcher {
     }
 }
 
-/// Settings with a lease of `lease_ms` and `max_attempts`.
+/// Settings with a lease of `lease_ms` and `max_attempts`, retrying at once.
 pub fn settings(lease_ms: u64, max_attempts: u32) -> Settings {
     Settings {
         lease: Duration::from_millis(lease_ms),
         max_attempts,
+        retry_backoff: Duration::ZERO,
     }
 }
 

@@ -39,6 +39,7 @@ impl TaskHandler for Blocks {
             summary: serde_json::json!({ "blocks": blocks }),
             records_published: blocks,
             alerts_published: 0,
+            batches: 0,
             logs: vec![],
         })
     }

@@ -1,4 +1,5 @@
 //! Applying batches directly: exactly once, whole-batch rejects, exact numerics.
+//! Each batch is attempt 1 of its task, made visible by committing that attempt.
 
 use serde_json::json;
 use sqlx::Row;
@@ -6,7 +7,7 @@ use trace_common::api::{Alert, BufferBatch, BufferPayload};
 use trace_sinks::{Outcome, apply};
 use uuid::Uuid;
 
-use super::support::{column, records, transfer_columns, value_rows};
+use super::support::{column, commit, records, transfer_columns, value_rows};
 
 const BLOCK: u64 = 10_000_000;
 
@@ -29,10 +30,20 @@ async fn applying_a_batch_twice_changes_nothing() {
         rows.clone(),
     );
 
+    assert_eq!(apply::apply(&data, &batch).await.unwrap(), Outcome::Staged);
     assert_eq!(
         apply::apply(&data, &batch).await.unwrap(),
-        Outcome::Applied { rows: 25 }
+        Outcome::Replayed
     );
+    let done = commit(job, task, 1, 1);
+    assert_eq!(
+        apply::end(&data, &done).await.unwrap(),
+        Outcome::Committed {
+            batches: 1,
+            rows: 25
+        }
+    );
+    assert_eq!(apply::end(&data, &done).await.unwrap(), Outcome::Replayed);
     assert_eq!(
         apply::apply(&data, &batch).await.unwrap(),
         Outcome::Replayed
@@ -80,16 +91,10 @@ async fn numerics_keep_all_78_digits_of_a_real_256_bit_value() {
     let expected = max["value"].as_str().unwrap().to_string();
     assert_eq!(expected.len(), 78);
 
-    let batch = records(
-        "acme",
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        0,
-        "transfers",
-        transfer_columns(),
-        rows,
-    );
+    let (job, task) = (Uuid::new_v4(), Uuid::new_v4());
+    let batch = records("acme", job, task, 0, "transfers", transfer_columns(), rows);
     apply::apply(&data, &batch).await.unwrap();
+    apply::end(&data, &commit(job, task, 1, 1)).await.unwrap();
 
     let stored: Vec<String> =
         sqlx::query_scalar("select value::text from ds_acme.transfers where is_max order by _row")
@@ -129,7 +134,21 @@ async fn a_bad_row_rejects_the_whole_batch_with_a_reason() {
         .await
         .unwrap();
     assert_eq!(stored, reason);
-    assert_eq!(count(&data, "select count(*) from sink_batches").await, 0);
+    let state: String = sqlx::query_scalar("select state from sink_batches where batch_id = $1")
+        .bind(&batch.batch_id)
+        .fetch_one(&data)
+        .await
+        .unwrap();
+    assert_eq!(state, "rejected");
+    // The rejected batch counts as arrived: the commit completes without it.
+    let done = commit(job, batch.task_id, 1, 1);
+    assert_eq!(
+        apply::end(&data, &done).await.unwrap(),
+        Outcome::Committed {
+            batches: 1,
+            rows: 0
+        }
+    );
     assert_eq!(count(&data, "select count(*) from datasets").await, 0);
     assert_eq!(
         apply::progress(&data, job).await.unwrap().rejected_batches,
@@ -141,29 +160,43 @@ async fn a_bad_row_rejects_the_whole_batch_with_a_reason() {
 async fn a_declaration_differing_from_the_stored_one_is_rejected() {
     let (_state, data) = trace_common::db::testing::fresh_pools().await;
     let job = Uuid::new_v4();
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
     let good = records(
         "acme",
         job,
-        Uuid::new_v4(),
+        first,
         0,
         "t",
         vec![column("a", "text", false)],
         vec![json!({"a": "x"})],
     );
     apply::apply(&data, &good).await.unwrap();
+    apply::end(&data, &commit(job, first, 1, 1)).await.unwrap();
 
     let other = records(
         "acme",
         job,
-        Uuid::new_v4(),
+        second,
         0,
         "t",
         vec![column("a", "int64", false)],
         vec![json!({"a": 1})],
     );
-    let Outcome::Rejected { reason } = apply::apply(&data, &other).await.unwrap() else {
-        panic!("the batch was not rejected");
-    };
+    assert_eq!(apply::apply(&data, &other).await.unwrap(), Outcome::Staged);
+    // Checked against the stored declaration when its attempt is committed.
+    let outcome = apply::end(&data, &commit(job, second, 1, 1)).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Committed {
+            batches: 1,
+            rows: 0
+        }
+    );
+    let reason: String = sqlx::query_scalar("select reason from sink_rejects where batch_id = $1")
+        .bind(&other.batch_id)
+        .fetch_one(&data)
+        .await
+        .unwrap();
     assert!(
         reason.contains("dataset `t` is declared with columns"),
         "{reason}"
@@ -196,14 +229,23 @@ async fn alerts_are_stored_once_by_id_across_batches() {
         },
     };
 
-    assert_eq!(
-        apply::apply(&data, &batch(1)).await.unwrap(),
-        Outcome::Applied { rows: 3 }
-    );
-    assert_eq!(
-        apply::apply(&data, &batch(2)).await.unwrap(),
-        Outcome::Applied { rows: 3 }
-    );
+    // Two tasks of one job that publish alerts with the same keys.
+    let other_task = Uuid::new_v4();
+    let mut again = batch(1);
+    again.task_id = other_task;
+    again.batch_id = format!("{other_task}:1:0");
+    for b in [batch(1), again] {
+        assert_eq!(apply::apply(&data, &b).await.unwrap(), Outcome::Staged);
+        assert_eq!(
+            apply::end(&data, &commit(job, b.task_id, 1, 1))
+                .await
+                .unwrap(),
+            Outcome::Committed {
+                batches: 1,
+                rows: 3
+            }
+        );
+    }
     assert_eq!(count(&data, "select count(*) from alerts").await, 3);
     let payload: serde_json::Value =
         sqlx::query_scalar("select payload from alerts where key = 'k2'")

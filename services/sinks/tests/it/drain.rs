@@ -9,7 +9,7 @@ use trace_common::queue::Queue;
 use trace_common::queue::pg::PgQueue;
 use uuid::Uuid;
 
-use super::support::{records, transfer_columns, value_rows};
+use super::support::{commit, records, transfer_columns, value_rows};
 
 #[tokio::test]
 async fn queued_batches_are_applied_once_and_reported_by_progress() {
@@ -30,8 +30,10 @@ async fn queued_batches_are_applied_once_and_reported_by_progress() {
         );
         bodies.push(serde_json::to_value(&batch).unwrap());
     }
-    // The last batch twice: a duplicate delivery.
+    // The last batch twice (a duplicate delivery), and the commit of the
+    // attempt ahead of the batch it waits for.
     bodies.push(bodies[2].clone());
+    bodies.insert(2, serde_json::to_value(commit(job, task, 1, 3)).unwrap());
     queue.send(QUEUE_BUFFER, &bodies).await.unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

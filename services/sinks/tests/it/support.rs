@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
-use trace_common::api::{BufferBatch, BufferPayload, Column};
+use trace_common::api::{AttemptEnd, BufferBatch, BufferPayload, Column};
 use uuid::Uuid;
 
 /// The recorded mainnet data: `$TRACE_DATA_DIR` or `../shared/data/mainnet`
@@ -105,4 +105,32 @@ pub fn value_rows(block: u64, limit: usize) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// `batch` as attempt `attempt` of its task, with its id to match.
+pub fn at_attempt(mut batch: BufferBatch, attempt: u32) -> BufferBatch {
+    batch.attempt = attempt;
+    batch.batch_id = format!("{}:{attempt}:{}", batch.task_id, batch.seq);
+    batch
+}
+
+/// The dispatcher's commit of `attempt` of `task` with `batches` batches.
+pub fn commit(job: Uuid, task: Uuid, attempt: u32, batches: u32) -> AttemptEnd {
+    AttemptEnd::Commit {
+        tenant_id: "acme".into(),
+        job_id: job,
+        task_id: task,
+        attempt,
+        batches,
+    }
+}
+
+/// The dispatcher's discard of `attempt` of `task`.
+pub fn discard(job: Uuid, task: Uuid, attempt: u32) -> AttemptEnd {
+    AttemptEnd::Discard {
+        tenant_id: "acme".into(),
+        job_id: job,
+        task_id: task,
+        attempt,
+    }
 }

@@ -4,15 +4,23 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use trace_common::api::{BufferBatch, BufferPayload, JobState, QUEUE_BUFFER, TaskState};
+use trace_common::api::{
+    AttemptEnd, BufferBatch, BufferPayload, JobState, QUEUE_BUFFER, TaskState,
+};
 use trace_common::queue::Queue;
 use trace_common::queue::pg::PgQueue;
 
 use super::support::{TENANT, start};
 
-/// Every batch on the buffer queue, by batch id.
-async fn buffered(queue: &PgQueue) -> BTreeMap<String, BufferBatch> {
+/// Every batch on the buffer queue by batch id, and the dispatcher's
+/// attempt ends, once `ends` of them have arrived (or after 10 s).
+async fn buffered(
+    queue: &PgQueue,
+    ends: usize,
+) -> (BTreeMap<String, BufferBatch>, Vec<AttemptEnd>) {
     let mut out = BTreeMap::new();
+    let mut told = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let got = queue
             .receive(
@@ -23,10 +31,14 @@ async fn buffered(queue: &PgQueue) -> BTreeMap<String, BufferBatch> {
             )
             .await
             .unwrap();
-        if got.is_empty() {
-            return out;
+        if got.is_empty() && (told.len() >= ends || std::time::Instant::now() > deadline) {
+            return (out, told);
         }
         for message in got {
+            if AttemptEnd::is_attempt_end(&message.body) {
+                told.push(serde_json::from_value(message.body).unwrap());
+                continue;
+            }
             let batch: BufferBatch = serde_json::from_value(message.body).unwrap();
             out.insert(batch.batch_id.clone(), batch);
         }
@@ -65,7 +77,23 @@ async fn a_udf_job_runs_every_task_and_buffers_its_records_and_alerts() {
     );
     assert_eq!(summary["query_calls"], 1);
 
-    let batches = buffered(&PgQueue::new(platform.state.clone())).await;
+    let (batches, ends) = buffered(&PgQueue::new(platform.state.clone()), 3).await;
+    // Each task's one attempt is committed with the two batches it sent.
+    let mut committed: Vec<AttemptEnd> = tasks
+        .iter()
+        .map(|t| AttemptEnd::Commit {
+            tenant_id: TENANT.into(),
+            job_id: job.id,
+            task_id: t.id,
+            attempt: 1,
+            batches: 2,
+        })
+        .collect();
+    let mut ends = ends;
+    let key = |e: &AttemptEnd| format!("{e:?}");
+    committed.sort_by_key(key);
+    ends.sort_by_key(key);
+    assert_eq!(ends, committed);
     let mut blocks = Vec::new();
     let mut alert_keys = Vec::new();
     for task in &tasks {
