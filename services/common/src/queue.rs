@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+pub mod faults;
 pub mod http;
 pub mod pg;
 
