@@ -106,9 +106,7 @@ pub(crate) async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobStatus>, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| {
-        ApiError::bad_request("invalid_job_id", format!("job id `{id}` is not a uuid"))
-    })?;
+    let id = parse_job_id(&id)?;
     let job = state
         .dispatcher
         .job(&principal.tenant, id)
@@ -128,4 +126,11 @@ pub(crate) async fn status(
         sunk,
         delivery,
     }))
+}
+
+/// A job id from the path, or 400 `invalid_job_id`.
+pub(crate) fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| {
+        ApiError::bad_request("invalid_job_id", format!("job id `{id}` is not a uuid"))
+    })
 }

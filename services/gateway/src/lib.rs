@@ -20,6 +20,7 @@ mod auth;
 mod chains;
 mod codes;
 mod components;
+mod job_control;
 mod jobs;
 mod query;
 mod routes;

@@ -31,14 +31,20 @@ impl Gateway {
     /// A gateway refusing components over `max_component_bytes`.
     pub async fn with_limit(max_component_bytes: usize) -> Self {
         let (pool, _data) = trace_common::db::testing::fresh_pools().await;
-        let dir = tempfile::tempdir().expect("temp dir");
         let config = trace_gateway::Config {
-            objects_dir: dir.path().to_path_buf(),
             max_component_bytes,
             // Nothing listens there: these tests never reach the services.
             dispatcher_url: "http://127.0.0.1:9".into(),
             ..Default::default()
         };
+        Self::serve(config, pool).await
+    }
+
+    /// A gateway over the state database `pool` with `config`, but for its
+    /// object store, which is a new temporary directory.
+    pub async fn serve(mut config: trace_gateway::Config, pool: PgPool) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        config.objects_dir = dir.path().to_path_buf();
         let state = trace_gateway::AppState::new(&config, pool.clone()).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -106,6 +112,13 @@ impl Gateway {
             .send()
             .await
             .unwrap();
+        Answer::read(resp).await
+    }
+
+    /// `POST path` without a body, as job actions are sent.
+    pub async fn act(&self, key: &str, path: &str) -> Answer {
+        let url = format!("{}{path}", self.url);
+        let resp = self.http.post(url).bearer_auth(key).send().await.unwrap();
         Answer::read(resp).await
     }
 
