@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::Notify;
-use trace_common::queue::Queue;
 use trace_common::queue::pg::PgQueue;
+use trace_common::queue::{Queue, faults};
 
 /// The dispatcher's policy knobs.
 #[derive(Debug, Clone)]
@@ -44,8 +44,15 @@ pub struct AppState {
 impl AppState {
     /// State over a migrated state database, relaying to the embedded
     /// Postgres queue in the same database.
+    ///
+    /// The queue is behind the fault layer when `TRACE_QUEUE_FAULTS` is set
+    /// in a build that has it ([`trace_common::queue::faults`]); this one
+    /// queue serves the relay and the queue endpoint every other service
+    /// uses, so its faults reach them all. Panics when the variable does not
+    /// parse: a chaos run with a mistyped spec must not pass for a clean one.
     pub fn new(pool: PgPool, settings: Settings) -> Self {
         let queue = Arc::new(PgQueue::new(pool.clone()));
+        let queue = faults::from_env(queue).unwrap_or_else(|err| panic!("{err}"));
         Self::with_queue(pool, queue, settings)
     }
 
