@@ -138,7 +138,7 @@ pub struct AttemptInfo {
     pub worker_id: String,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// `succeeded`, `failed`, `expired` or `cancelled`; absent while it runs.
+    /// `succeeded`, `failed`, `expired` or `released`; absent while it runs.
     pub outcome: Option<String>,
     pub reason: Option<String>,
     /// `deterministic` or `transient`, for an attempt that did not succeed.
@@ -239,6 +239,13 @@ pub struct FailRequest {
     pub class: FailureClass,
     #[serde(default)]
     pub logs: Vec<LogLine>,
+}
+
+/// `POST /v1/tasks/{id}/release` on the dispatcher: a worker that is shutting
+/// down gives back a task it could not finish.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    pub attempt: u32,
 }
 
 /// `GET /v1/tasks/{id}/lease?attempt=N` on the dispatcher: is this lease live?

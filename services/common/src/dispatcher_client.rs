@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::api::{
     ClaimRequest, CompleteRequest, CreateJob, FailRequest, HeartbeatRequest, HeartbeatResponse,
-    Job, Lease, LeaseStatus, RetryOutcome, TENANT_HEADER, TaskInfo,
+    Job, Lease, LeaseStatus, ReleaseRequest, RetryOutcome, TENANT_HEADER, TaskInfo,
 };
 use crate::http::{ClientError, ServiceClient, check, decode};
 
@@ -100,6 +100,14 @@ impl DispatcherClient {
     /// The tasks of job `id` of `tenant`, in order.
     pub async fn tasks(&self, tenant: &str, id: Uuid) -> Result<Vec<TaskInfo>, ClientError> {
         self.get_as(tenant, &format!("/v1/jobs/{id}/tasks")).await
+    }
+
+    /// Gives back the running task of `attempt` unfinished; 409
+    /// `stale_lease` when it is not current.
+    pub async fn release(&self, task: Uuid, attempt: u32) -> Result<(), ClientError> {
+        let body = ReleaseRequest { attempt };
+        self.post_empty(&format!("/v1/tasks/{task}/release"), &body)
+            .await
     }
 
     /// Cancels running job `id` of `tenant`: its queued tasks are cancelled

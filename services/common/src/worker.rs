@@ -6,8 +6,10 @@
 //! its job ended) is deleted. While the handler runs, the loop heartbeats and
 //! cancels the handler's token when the job is cancelled or the lease turned
 //! stale (the reaper gave the task to someone else). Calls to the dispatcher
-//! that fail in transport are retried with backoff; on shutdown the loop
-//! stops receiving and lets running tasks finish.
+//! that fail in transport are retried with backoff. On shutdown the loop
+//! stops receiving and gives running tasks [`WorkerOptions::shutdown_grace`]
+//! to finish; those still running then are stopped and released back to the
+//! dispatcher, which queues them at once without counting the attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,11 +98,15 @@ pub struct WorkerOptions {
     pub visibility: Duration,
     /// How often a running task's lease is extended.
     pub heartbeat_every: Duration,
+    /// How long running tasks may go on after shutdown before they are
+    /// stopped and released.
+    pub shutdown_grace: Duration,
 }
 
 impl WorkerOptions {
     /// Options for `queue_name` with one task at a time, a 60 s visibility
-    /// and a heartbeat every 5 s (well inside the dispatcher's 30 s lease).
+    /// a heartbeat every 5 s (well inside the dispatcher's 30 s lease) and
+    /// 20 s of grace at shutdown (inside Kubernetes' default 30 s).
     pub fn new(queue_name: impl Into<String>, worker_id: impl Into<String>) -> Self {
         Self {
             queue_name: queue_name.into(),
@@ -108,6 +114,7 @@ impl WorkerOptions {
             concurrency: 1,
             visibility: Duration::from_secs(60),
             heartbeat_every: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -152,6 +159,7 @@ pub async fn run_worker(
         dispatcher,
         handler,
         options,
+        release: CancellationToken::new(),
     });
     let slots = Arc::new(Semaphore::new(worker.options.concurrency.max(1)));
     let tracker = TaskTracker::new();
@@ -192,7 +200,15 @@ pub async fn run_worker(
     }
 
     tracker.close();
-    tracker.wait().await;
+    let grace = worker.options.shutdown_grace;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::info!(
+            grace_ms = grace.as_millis() as u64,
+            "tasks still running after the shutdown grace; releasing them"
+        );
+        worker.release.cancel();
+        tracker.wait().await;
+    }
     tracing::info!(queue = %worker.options.queue_name, "worker loop stopped");
 }
 
@@ -201,6 +217,8 @@ struct Worker {
     dispatcher: DispatcherClient,
     handler: Arc<dyn TaskHandler>,
     options: WorkerOptions,
+    /// Fires when the shutdown grace ran out: stop and release every task.
+    release: CancellationToken,
 }
 
 /// How a heartbeat loop ended a task early.
@@ -270,9 +288,17 @@ impl Worker {
 
         let done = CancellationToken::new();
         let beats = self.heartbeat(task, attempt, cancel.clone(), done.clone());
+        let mut released = false;
         let (result, stop) = tokio::join!(
             async {
-                let result = (&mut run).await;
+                let result = tokio::select! {
+                    result = &mut run => result,
+                    _ = self.release.cancelled() => {
+                        released = true;
+                        cancel.cancel();
+                        (&mut run).await
+                    }
+                };
                 done.cancel();
                 result
             },
@@ -288,6 +314,10 @@ impl Worker {
         };
         if stop == Some(Stop::Stale) {
             tracing::warn!(task = %task, attempt, "lease lost while running; result dropped");
+            return;
+        }
+        if released && result.is_err() {
+            self.give_back(task, attempt).await;
             return;
         }
         self.report(task, attempt, result).await;
@@ -373,6 +403,29 @@ impl Worker {
             }
         }
         tracing::error!(task = %task, attempt, "report given up; the reaper will return the task");
+    }
+
+    /// Releases a task stopped by shutdown; if the dispatcher cannot be
+    /// reached the reaper returns it when the lease expires.
+    async fn give_back(&self, task: Uuid, attempt: u32) {
+        let mut backoff = FIRST_BACKOFF;
+        for _ in 0..4 {
+            match self.dispatcher.release(task, attempt).await {
+                Ok(()) => {
+                    tracing::info!(task = %task, attempt, "task released at shutdown");
+                    return;
+                }
+                Err(err) if is_refusal(&err) => {
+                    tracing::warn!(task = %task, attempt, error = %err, "release refused");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(task = %task, attempt, error = %err, "release failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = next_backoff(backoff);
+                }
+            }
+        }
     }
 
     /// Deletes a message, retrying a few times; a message left behind is only

@@ -11,7 +11,9 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use trace_common::ApiError;
-use trace_common::api::{AttemptEnd, CompleteRequest, FailRequest, FailureClass, LogLine};
+use trace_common::api::{
+    AttemptEnd, CompleteRequest, FailRequest, FailureClass, LogLine, ReleaseRequest,
+};
 use uuid::Uuid;
 
 use crate::attempts::{backoff, discard, enqueue_wakeup, task_queue, tell_sinks};
@@ -138,6 +140,57 @@ pub async fn fail(
     state.wake_relay();
     tracing::info!(task = %id, attempt = req.attempt, class = %class, next,
         retry_in_ms = delay.as_millis() as u64, "task failed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/tasks/{id}/release`: the worker gives the task back unfinished
+/// (it is shutting down). The attempt ends `released` and does not count
+/// against the budget; the task is queued at once, or cancelled when its
+/// job was, and the sinks discard what the attempt published.
+pub async fn release(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Result<Json<ReleaseRequest>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    let req = body(req)?;
+    let mut tx = state.pool.begin().await?;
+    let current = lock_current(&mut tx, id, req.attempt).await?;
+    let next = if current.job_state == "cancelled" {
+        "cancelled"
+    } else {
+        "queued"
+    };
+    sqlx::query(
+        "update tasks set state = $2, attempt_base = attempt_base + 1, lease_owner = null, \
+             lease_expires_at = null, updated_at = now() \
+         where id = $1",
+    )
+    .bind(id)
+    .bind(next)
+    .execute(&mut *tx)
+    .await?;
+    let reason = "the worker shut down and gave the task back";
+    finish_attempt(&mut tx, id, req.attempt, "released", Some(reason), None).await?;
+    let end = discard(&current.tenant_id, current.job_id, id, req.attempt);
+    tell_sinks(&mut tx, &current.kind, &end).await?;
+    if next == "queued" {
+        let queue = task_queue(&current.kind);
+        enqueue_wakeup(
+            &mut tx,
+            queue,
+            id,
+            current.job_id,
+            std::time::Duration::ZERO,
+        )
+        .await?;
+    } else {
+        finish_job_if_done(&mut tx, current.job_id).await?;
+    }
+    tx.commit().await?;
+
+    state.wake_relay();
+    tracing::info!(task = %id, attempt = req.attempt, next, "task released");
     Ok(StatusCode::NO_CONTENT)
 }
 

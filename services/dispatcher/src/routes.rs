@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}/lease", get(tasks::lease))
         .route("/v1/tasks/{id}/complete", post(report::complete))
         .route("/v1/tasks/{id}/fail", post(report::fail))
+        .route("/v1/tasks/{id}/release", post(report::release))
         .with_state(state)
         .merge(queue)
         .layer(DefaultBodyLimit::max(MAX_BODY))

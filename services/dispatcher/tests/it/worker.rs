@@ -49,10 +49,19 @@ fn spawn_worker(
     d: &Dispatcher,
     handler: Arc<Blocks>,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    spawn_named(d, handler, "test-worker")
+}
+
+fn spawn_named(
+    d: &Dispatcher,
+    handler: Arc<Blocks>,
+    name: &str,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let queue = Arc::new(HttpQueue::new(d.base.clone()));
-    let mut options = WorkerOptions::new("tasks-ingest", "test-worker");
+    let mut options = WorkerOptions::new("tasks-ingest", name);
     options.concurrency = 3;
     options.heartbeat_every = Duration::from_millis(100);
+    options.shutdown_grace = Duration::from_millis(300);
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(run_worker(
         queue,
@@ -157,6 +166,64 @@ async fn a_cancelled_job_cancels_its_running_handler() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(state, "cancelled");
+    shutdown.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_shut_down_mid_task_releases_it_to_the_next_without_using_an_attempt() {
+    let d = start_with_loops(settings(30_000, 1)).await;
+    let stuck = Arc::new(Blocks {
+        flaky: false,
+        stall: true,
+        runs: AtomicU32::new(0),
+    });
+    let (shutdown, handle) = spawn_named(&d, stuck.clone(), "leaving");
+    let job = d.client.create_job(&ingest(1, 2, 1)).await.unwrap();
+    for _ in 0..100 {
+        if stuck.runs.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stuck.runs.load(Ordering::SeqCst), 2);
+
+    // SIGTERM: the grace runs out, both tasks are given back at once.
+    let stopped = std::time::Instant::now();
+    shutdown.cancel();
+    handle.await.unwrap();
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    let states: Vec<(String, i32)> =
+        sqlx::query_as("select state, attempt from tasks where job_id = $1 order by seq")
+            .bind(job.id)
+            .fetch_all(&d.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        [("queued".to_string(), 1), ("queued".to_string(), 1)]
+    );
+
+    // A budget of one attempt, yet the next worker gets attempt 2 and succeeds.
+    let healthy = Arc::new(Blocks {
+        flaky: false,
+        stall: false,
+        runs: AtomicU32::new(0),
+    });
+    let (shutdown, handle) = spawn_named(&d, healthy.clone(), "arriving");
+    let job = wait_for_end(&d, job.id).await;
+    assert_eq!((job.state, job.records_published), (JobState::Succeeded, 2));
+    let tasks = d.client.tasks("acme", job.id).await.unwrap();
+    for task in &tasks {
+        let seen: Vec<(String, Option<String>)> = task
+            .attempts
+            .iter()
+            .map(|a| (a.worker_id.clone(), a.outcome.clone()))
+            .collect();
+        let released = ("leaving".to_string(), Some("released".to_string()));
+        let succeeded = ("arriving".to_string(), Some("succeeded".to_string()));
+        assert_eq!(seen, [released, succeeded]);
+    }
     shutdown.cancel();
     handle.await.unwrap();
 }
