@@ -81,6 +81,13 @@ impl Client {
         json(url, resp).await
     }
 
+    /// `POST path` without a body, as actions on a resource are sent.
+    pub async fn post_action<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.http.post(&url).bearer_auth(&self.key).send().await;
+        json(url, resp).await
+    }
+
     /// `PUT path` with raw bytes.
     pub async fn put_bytes<T: DeserializeOwned>(
         &self,

@@ -3,4 +3,6 @@
 
 mod it {
     pub mod commands;
+    pub mod job_control;
+    pub mod support;
 }

@@ -1,11 +1,16 @@
-//! `trace job ...`: create a UDF job, follow it, show it.
+//! `trace job ...`: create a UDF job, follow it, show it, cancel it and
+//! retry what failed in it.
 
 use std::time::Duration;
 
-use trace_common::api::{Job, JobKind, JobState, JobStatus, SubmitJob, TaskState};
+use trace_common::api::{Job, JobKind, JobState, JobStatus, RetryOutcome, SubmitJob};
 use uuid::Uuid;
 
 use crate::{Cli, Client, Error};
+
+mod render;
+
+use render::{kind_name, state_name};
 
 /// `trace job ...`.
 #[derive(Debug, clap::Subcommand)]
@@ -41,8 +46,25 @@ pub enum JobCommand {
         /// The job id.
         id: Uuid,
     },
-    /// Show a job, its tasks and its data-plane progress.
+    /// Show a job, its data-plane progress, and each task's state, attempt
+    /// count and last error.
     Status {
+        /// The job id.
+        id: Uuid,
+        /// Also list every attempt of each task: worker, outcome, class,
+        /// duration and reason.
+        #[arg(long)]
+        attempts: bool,
+    },
+    /// Cancel a running job: queued tasks are cancelled, running ones stop
+    /// at their next heartbeat.
+    Cancel {
+        /// The job id.
+        id: Uuid,
+    },
+    /// Queue a job's dead, failed and cancelled tasks again, each with a
+    /// fresh budget of attempts.
+    Retry {
         /// The job id.
         id: Uuid,
     },
@@ -85,9 +107,20 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
             Ok(())
         }
         JobCommand::Wait { id } => wait(&client, *id).await,
-        JobCommand::Status { id } => {
+        JobCommand::Status { id, attempts } => {
             let status: JobStatus = client.get(&format!("/v1/jobs/{id}")).await?;
-            print_status(&status);
+            print!("{}", render::status(&status, *attempts));
+            Ok(())
+        }
+        JobCommand::Cancel { id } => {
+            let job: Job = client.post_action(&format!("/v1/jobs/{id}/cancel")).await?;
+            println!("{}", render::cancelled(&job));
+            Ok(())
+        }
+        JobCommand::Retry { id } => {
+            let path = format!("/v1/jobs/{id}/retry");
+            let outcome: RetryOutcome = client.post_action(&path).await?;
+            println!("{}", render::retried(&outcome));
             Ok(())
         }
         JobCommand::List => {
@@ -148,7 +181,7 @@ pub(crate) async fn wait(client: &Client, id: Uuid) -> Result<(), Error> {
             }
             JobState::Succeeded => {}
             other => {
-                print_failures(&status);
+                print!("{}", render::failures(&status));
                 return Err(Error::JobFailed {
                     id: id.to_string(),
                     state: state_name(other),
@@ -156,73 +189,5 @@ pub(crate) async fn wait(client: &Client, id: Uuid) -> Result<(), Error> {
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn print_status(status: &JobStatus) {
-    let job = &status.job;
-    let p = &job.progress;
-    println!("job        {}", job.id);
-    println!("kind       {}", kind_name(job.kind));
-    if let Some(c) = &job.component {
-        println!("component  {}@{} ({})", c.name, c.version, c.digest);
-    }
-    println!("state      {}", state_name(job.state));
-    println!(
-        "blocks     {}..={} (chain {})",
-        job.from_block, job.to_block, job.chain_id
-    );
-    println!(
-        "tasks      {} total: {} queued, {} running, {} succeeded, {} failed, {} dead",
-        p.total, p.queued, p.running, p.succeeded, p.failed, p.dead
-    );
-    println!(
-        "published  {} records, {} alerts",
-        job.records_published, job.alerts_published
-    );
-    println!(
-        "sunk       {} records, {} alerts, {} rejected batches",
-        status.sunk.records, status.sunk.alerts, status.sunk.rejected_batches
-    );
-    println!(
-        "webhooks   {} delivered, {} pending, {} failed",
-        status.delivery.delivered, status.delivery.pending, status.delivery.failed
-    );
-    print_failures(status);
-}
-
-fn print_failures(status: &JobStatus) {
-    for task in &status.tasks {
-        if matches!(task.state, TaskState::Failed | TaskState::Dead) {
-            println!(
-                "  task {} ({}..={}) {}: {}",
-                task.seq,
-                task.from_block,
-                task.to_block,
-                task_state_name(task.state),
-                task.error.as_deref().unwrap_or("no reason recorded")
-            );
-        }
-    }
-}
-
-fn state_name(state: JobState) -> String {
-    serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
-}
-
-fn task_state_name(state: TaskState) -> String {
-    serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
-}
-
-fn kind_name(kind: JobKind) -> &'static str {
-    match kind {
-        JobKind::Udf => "udf",
-        JobKind::Ingest => "ingest",
     }
 }

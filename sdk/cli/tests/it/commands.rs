@@ -2,19 +2,10 @@
 //! against the raw recorded files.
 
 use std::io::Read as _;
-use std::path::PathBuf;
 
-use clap::Parser as _;
-use trace_cli::{Cli, ClientError, Error};
-use trace_dev::{DevConfig, Ports};
+use trace_cli::{ClientError, Error};
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("TRACE_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mainnet")
-        })
-}
+use super::support::{cli, data_dir, start_dev};
 
 /// Logs in the raw `logs/<n>.json.gz`, counted here.
 fn raw_log_count(block: u64) -> i64 {
@@ -28,29 +19,10 @@ fn raw_log_count(block: u64) -> i64 {
         .len() as i64
 }
 
-async fn cli(home: &std::path::Path, args: &[&str]) -> Result<(), Error> {
-    let mut argv = vec!["trace", "--home", home.to_str().unwrap()];
-    argv.extend_from_slice(args);
-    trace_cli::run(Cli::try_parse_from(argv).expect("arguments parse")).await
-}
-
 #[tokio::test]
 async fn commands_use_the_dev_credentials_and_report_gateway_errors() {
     let home = tempfile::tempdir().unwrap();
-    #[cfg(unix)]
-    {
-        // Run as root, the cluster runs as `postgres`, which must reach the home.
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let config = DevConfig {
-        home: home.path().to_path_buf(),
-        data_dir: data_dir(),
-        rpc_url: None,
-        database_url: None,
-        ports: Ports::Ephemeral,
-    };
-    let dev = trace_dev::start(config).await.expect("trace dev starts");
+    let dev = start_dev(home.path()).await;
 
     // 10000000 is a recorded block with complete logs (but no full block).
     cli(
