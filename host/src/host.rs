@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasData, HasSelf, Linker};
+use wasmtime_wasi::WasiView;
 
 use crate::cache::DiskCache;
 use crate::check::{CheckError, ComponentInfo, check_component};
@@ -258,23 +259,55 @@ impl Host {
     }
 }
 
-/// Links WASI and the `trace:udf` interfaces, each through its own slice of
-/// the store.
+/// Links exactly the WASI interfaces [`check_component`] allows and the
+/// `trace:udf` interfaces, each through its own slice of the store.
 ///
-/// `add_to_linker_sync` links all of WASI 0.2, `wasi:sockets` included. That
-/// is acceptable because [`check_component`] refuses, at load, any component
-/// importing an interface outside the allowed set, so a linked socket
-/// function is never reachable; and the WASI context grants no network
-/// anyway, so a socket call would be denied at run time.
+/// Nothing else is linked: no `wasi:sockets`, no `wasi:http`, so a
+/// component importing them could not be instantiated even if it got past
+/// the import check. The WASI context behind these interfaces is empty (see
+/// `run::new_state`).
 fn link(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    let l = &mut linker;
+    sync::io::error::add_to_linker::<State, HasTable>(l, |s| s.ctx().table)?;
+    sync::io::poll::add_to_linker::<State, HasTable>(l, |s| s.ctx().table)?;
+    sync::io::streams::add_to_linker::<State, HasTable>(l, |s| s.ctx().table)?;
+    clocks::wall_clock::add_to_linker::<State, WasiClocks>(l, State::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<State, WasiClocks>(l, State::clocks)?;
+    random::random::add_to_linker::<State, WasiRandom>(l, State::random)?;
+    random::insecure::add_to_linker::<State, WasiRandom>(l, State::random)?;
+    random::insecure_seed::add_to_linker::<State, WasiRandom>(l, State::random)?;
+    cli::environment::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::exit::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::stdin::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::stdout::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::stderr::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_input::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_output::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_stdin::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_stdout::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_stderr::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    sync::filesystem::types::add_to_linker::<State, WasiFilesystem>(l, State::filesystem)?;
+    filesystem::preopens::add_to_linker::<State, WasiFilesystem>(l, State::filesystem)?;
     wit::types::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
     wit::query::add_to_linker::<State, HasQuery>(&mut linker, |state| &mut state.query)?;
     wit::objects::add_to_linker::<State, HasObjects>(&mut linker, |state| &mut state.objects)?;
     wit::records::add_to_linker::<State, HasRecords>(&mut linker, |state| &mut state.records)?;
     wit::log::add_to_linker::<State, HasLog>(&mut linker, |state| &mut state.log)?;
     Ok(linker)
+}
+
+/// Projects the store onto its resource table for the `wasi:io` bindings.
+struct HasTable;
+
+impl HasData for HasTable {
+    type Data<'a> = &'a mut wasmtime::component::ResourceTable;
 }
 
 /// The hex part of a `sha256:<hex>` digest.

@@ -12,11 +12,13 @@
 //! and [`log`]. The worker implements the traits; the host adapts them to
 //! the guest and sees each one only through its own slice of the store.
 //!
+//! Only the WASI interfaces the import check allows are linked, one by one:
+//! a component importing `wasi:sockets` or `wasi:http` is refused by
+//! [`check_component`] and could not be instantiated anyway.
+//!
 //! Known shortcomings:
-//! - all of WASI 0.2 is linked, `wasi:sockets` included; a component that
-//!   imports sockets never gets that far, since [`check_component`] refuses
-//!   it at load, and the WASI context grants no network anyway. Linking only
-//!   the allowed interfaces one by one would make the refusal structural.
+//! - a guest whose shadow stack (in linear memory) overflows traps as an
+//!   out-of-bounds access, and is reported as such, not as a stack overflow.
 //! - standard output and error are captured up to
 //!   [`Limits::max_stdio_bytes`] each; a guest write past that fails in the
 //!   guest (a `println!` then panics) rather than being dropped quietly.
@@ -40,7 +42,7 @@ mod wit;
 pub use check::{CheckError, ComponentInfo, HOST_WIT_VERSION, check_component};
 pub use engine::HostConfig;
 pub use host::{Host, HostError, Loaded};
-pub use limits::Limits;
+pub use limits::{Breach, Limits};
 pub use log::LogHost;
 pub use objects::ObjectsHost;
 pub use query::QueryHost;

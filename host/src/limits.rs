@@ -1,9 +1,14 @@
-//! What one run of a component may use, and the limiter that enforces memory.
+//! What one run of a component may use, and how a broken limit ends it.
 //!
-//! Memory is capped per store by [`MemoryCap`], which also remembers that it
-//! refused a growth so that the trap that usually follows can be reported as
-//! the memory cap rather than as an opaque `unreachable`.
+//! Memory and tables are capped per store by [`MemoryCap`], which also
+//! remembers that it refused a growth so that the trap that usually follows
+//! can be reported as the cap rather than as an opaque `unreachable`. Every
+//! other limit is checked where it is spent (a capability call) and, when
+//! broken, trips the run's [`Tripwire`]: the call answers the guest with an
+//! error, the next epoch tick interrupts the guest, and the run fails naming
+//! the limit, whatever the guest did with the error.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The limits of one run; [`Limits::default`] is what a task gets.
@@ -31,6 +36,16 @@ pub struct Limits {
     /// The most table elements. Default: 100 000, far above what a Rust
     /// component's function table needs.
     pub max_table_elements: usize,
+    /// The most bytes of log messages a run may write, guest lines and
+    /// captured output together. Default: 1 MiB.
+    pub max_log_bytes: usize,
+    /// The most objects a run may hold written at once. Default: 1000.
+    pub max_objects: usize,
+    /// The largest object a run may write. Default: 16 MiB.
+    pub max_object_bytes: usize,
+    /// The most bytes of objects a run may hold written at once. Default:
+    /// 256 MiB.
+    pub max_object_total_bytes: u64,
 }
 
 impl Default for Limits {
@@ -43,7 +58,45 @@ impl Default for Limits {
             max_stdio_bytes: 64 << 10,
             max_instances: 32,
             max_table_elements: 100_000,
+            max_log_bytes: 1 << 20,
+            max_objects: 1000,
+            max_object_bytes: 16 << 20,
+            max_object_total_bytes: 256 << 20,
         }
+    }
+}
+
+/// A limit a run broke, in words that name it and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breach {
+    /// What was broken, such as `a task may write at most 1000 log lines`.
+    pub message: String,
+}
+
+/// Shared by a run's capabilities and its epoch watcher: set once, by the
+/// first limit broken.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tripwire(Arc<Mutex<Option<Breach>>>);
+
+impl Tripwire {
+    /// Records `message` as the breach unless one was recorded already.
+    pub(crate) fn trip(&self, message: impl Into<String>) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(Breach {
+                message: message.into(),
+            });
+        }
+    }
+
+    /// The breach, if any.
+    pub(crate) fn breach(&self) -> Option<Breach> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether a limit was broken.
+    pub(crate) fn is_tripped(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 }
 
@@ -55,6 +108,8 @@ pub(crate) struct MemoryCap {
     instances: usize,
     /// Set once a memory growth was refused.
     pub(crate) hit: bool,
+    /// Set once a table growth was refused.
+    pub(crate) table_hit: bool,
 }
 
 impl MemoryCap {
@@ -65,6 +120,7 @@ impl MemoryCap {
             table_elements: limits.max_table_elements,
             instances: limits.max_instances,
             hit: false,
+            table_hit: false,
         }
     }
 }
@@ -95,7 +151,11 @@ impl wasmtime::ResourceLimiter for MemoryCap {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= self.table_elements)
+        let allowed = desired <= self.table_elements;
+        if !allowed {
+            self.table_hit = true;
+        }
+        Ok(allowed)
     }
 
     fn instances(&self) -> usize {

@@ -1,11 +1,14 @@
 //! The `log` capability: structured log lines for the job's logs.
 //!
-//! The worker implements [`LogHost`]. The host enforces the line budget of
-//! [`Limits`](crate::Limits) before a line reaches it, and feeds it the
-//! guest's captured standard output and error as lines after the run.
+//! The worker implements [`LogHost`]. The host enforces the line and byte
+//! budgets of [`Limits`](crate::Limits) before a line reaches it (a line
+//! past either budget is dropped and trips the run: the task fails naming
+//! the budget), and feeds it the guest's captured standard output and error
+//! as lines after the run.
 
 use wasmtime::component::HasData;
 
+use crate::limits::Tripwire;
 use crate::wit::log as wit;
 
 pub use wit::Level;
@@ -21,19 +24,37 @@ pub(crate) struct LogState {
     pub(crate) host: Box<dyn LogHost>,
     pub(crate) max_lines: u32,
     pub(crate) max_line_bytes: usize,
+    pub(crate) max_bytes: usize,
     pub(crate) written: u32,
+    pub(crate) bytes: usize,
     pub(crate) dropped: u32,
+    pub(crate) tripwire: Tripwire,
 }
 
 impl LogState {
-    /// Writes a line if the budget allows, cutting a long message.
+    /// Writes a line if the budgets allow, cutting a long message; a line
+    /// past a budget is dropped and trips the run.
     pub(crate) fn line(&mut self, level: Level, message: &str, fields: Vec<(String, String)>) {
+        let message = truncate(message, self.max_line_bytes);
+        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         if self.written >= self.max_lines {
             self.dropped += 1;
+            let max = self.max_lines;
+            self.tripwire.trip(format!(
+                "a task may write at most {max} log lines (max_log_lines)"
+            ));
+            return;
+        }
+        if self.bytes + size > self.max_bytes {
+            self.dropped += 1;
+            let max = self.max_bytes;
+            self.tripwire.trip(format!(
+                "a task may write at most {max} bytes of logs (max_log_bytes)"
+            ));
             return;
         }
         self.written += 1;
-        let message = truncate(message, self.max_line_bytes);
+        self.bytes += size;
         self.host.write(level, message, fields);
     }
 

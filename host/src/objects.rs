@@ -2,9 +2,16 @@
 //!
 //! The worker implements [`ObjectsHost`] over the broker's scoped endpoint;
 //! key validation and scoping happen there, the host passes keys through.
+//! The host counts what the run writes: an object larger than
+//! [`Limits::max_object_bytes`](crate::Limits), more than `max_objects`
+//! written at once, or more than `max_object_total_bytes` of them is refused
+//! before it reaches the worker, and trips the run.
+
+use std::collections::HashMap;
 
 use wasmtime::component::HasData;
 
+use crate::limits::Tripwire;
 use crate::wit::objects as wit;
 
 pub use wit::ObjectError;
@@ -24,6 +31,47 @@ pub trait ObjectsHost: Send {
 /// The store's slice for this capability.
 pub(crate) struct ObjectsState {
     pub(crate) host: Box<dyn ObjectsHost>,
+    pub(crate) max_objects: usize,
+    pub(crate) max_object_bytes: usize,
+    pub(crate) max_total_bytes: u64,
+    /// The size of every object this run wrote and did not delete.
+    pub(crate) written: HashMap<String, u64>,
+    pub(crate) tripwire: Tripwire,
+}
+
+impl ObjectsState {
+    /// Refuses a put of `size` bytes under `key` that would break a limit.
+    fn admit(&self, key: &str, size: usize) -> Result<(), ObjectError> {
+        if size > self.max_object_bytes {
+            let max = self.max_object_bytes;
+            self.tripwire.trip(format!(
+                "an object may be at most {max} bytes (max_object_bytes); one was {size}"
+            ));
+            return Err(ObjectError::TooLarge(size as u64));
+        }
+        let replaced = self.written.get(key).copied();
+        let count = self.written.len() + usize::from(replaced.is_none());
+        if count > self.max_objects {
+            let max = self.max_objects;
+            self.tripwire.trip(format!(
+                "a task may write at most {max} objects (max_objects)"
+            ));
+            return Err(ObjectError::Denied(format!(
+                "a task may write at most {max} objects"
+            )));
+        }
+        let total: u64 = self.written.values().sum::<u64>() - replaced.unwrap_or(0) + size as u64;
+        if total > self.max_total_bytes {
+            let max = self.max_total_bytes;
+            self.tripwire.trip(format!(
+                "a task may write at most {max} bytes of objects (max_object_total_bytes)"
+            ));
+            return Err(ObjectError::Denied(format!(
+                "a task may write at most {max} bytes of objects"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Projects the store onto [`ObjectsState`] for the generated bindings.
@@ -41,7 +89,19 @@ impl wit::Host for ObjectsState {
 
     fn put(&mut self, key: String, value: Vec<u8>) -> Result<(), ObjectError> {
         let _span = tracing::debug_span!("host.objects.put", bytes = value.len()).entered();
-        self.host.put(&key, value)
+        let size = value.len();
+        self.admit(&key, size)?;
+        let result = self.host.put(&key, value);
+        match &result {
+            Ok(()) => {
+                self.written.insert(key, size as u64);
+            }
+            Err(ObjectError::TooLarge(size)) => self.tripwire.trip(format!(
+                "the object store refused an object of {size} bytes as too large"
+            )),
+            Err(_) => {}
+        }
+        result
     }
 
     fn list(&mut self, prefix: String) -> Result<Vec<String>, ObjectError> {
@@ -51,6 +111,10 @@ impl wit::Host for ObjectsState {
 
     fn delete(&mut self, key: String) -> Result<(), ObjectError> {
         let _span = tracing::debug_span!("host.objects.delete").entered();
-        self.host.delete(&key)
+        let result = self.host.delete(&key);
+        if result.is_ok() {
+            self.written.remove(&key);
+        }
+        result
     }
 }

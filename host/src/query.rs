@@ -1,10 +1,13 @@
 //! The `query` capability: read-only SQL through the platform's query service.
 //!
 //! The worker implements [`QueryHost`]; the host hands the guest's calls to it
-//! unchanged. Results are Arrow IPC bytes, passed through as they came.
+//! unchanged. Results are Arrow IPC bytes, passed through as they came. A
+//! statement that breaks a limit of the query service (time, rows, bytes)
+//! trips the run.
 
 use wasmtime::component::HasData;
 
+use crate::limits::Tripwire;
 use crate::wit::query as wit;
 
 pub use wit::{Param as QueryParam, QueryError, Source as QuerySource};
@@ -25,6 +28,7 @@ pub trait QueryHost: Send {
 pub(crate) struct QueryState {
     pub(crate) host: Box<dyn QueryHost>,
     pub(crate) calls: u64,
+    pub(crate) tripwire: Tripwire,
 }
 
 /// Projects the store onto [`QueryState`] for the generated bindings.
@@ -43,6 +47,11 @@ impl wit::Host for QueryState {
     ) -> Result<Vec<u8>, QueryError> {
         self.calls += 1;
         let _span = tracing::debug_span!("host.query", params = params.len()).entered();
-        self.host.execute(&sql, params, source)
+        let result = self.host.execute(&sql, params, source);
+        if let Err(QueryError::Limit(message)) = &result {
+            self.tripwire
+                .trip(format!("a query broke a limit: {message}"));
+        }
+        result
     }
 }

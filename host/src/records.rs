@@ -2,10 +2,12 @@
 //!
 //! The worker implements [`RecordsHost`]: it validates records against the
 //! declared columns and buffers them for the sinks. The host passes calls
-//! through and counts them.
+//! through; a `limit` error from the worker trips the run, so the task fails
+//! naming the limit even if the component carries on.
 
 use wasmtime::component::HasData;
 
+use crate::limits::Tripwire;
 use crate::wit::records as wit;
 
 pub use wit::{Alert, Column, ColumnType, RecordsError, Severity};
@@ -23,6 +25,16 @@ pub trait RecordsHost: Send {
 /// The store's slice for this capability.
 pub(crate) struct RecordsState {
     pub(crate) host: Box<dyn RecordsHost>,
+    pub(crate) tripwire: Tripwire,
+}
+
+impl RecordsState {
+    fn watch(&self, result: Result<(), RecordsError>) -> Result<(), RecordsError> {
+        if let Err(RecordsError::Limit(message)) = &result {
+            self.tripwire.trip(message.clone());
+        }
+        result
+    }
 }
 
 /// Projects the store onto [`RecordsState`] for the generated bindings.
@@ -35,16 +47,19 @@ impl HasData for HasRecords {
 impl wit::Host for RecordsState {
     fn define_dataset(&mut self, name: String, columns: Vec<Column>) -> Result<(), RecordsError> {
         let _span = tracing::debug_span!("host.records.define").entered();
-        self.host.define_dataset(&name, columns)
+        let result = self.host.define_dataset(&name, columns);
+        self.watch(result)
     }
 
     fn publish(&mut self, dataset: String, records: Vec<String>) -> Result<(), RecordsError> {
         let _span = tracing::debug_span!("host.records.publish", records = records.len()).entered();
-        self.host.publish(&dataset, records)
+        let result = self.host.publish(&dataset, records);
+        self.watch(result)
     }
 
     fn publish_alerts(&mut self, alerts: Vec<Alert>) -> Result<(), RecordsError> {
         let _span = tracing::debug_span!("host.records.alerts", alerts = alerts.len()).entered();
-        self.host.publish_alerts(alerts)
+        let result = self.host.publish_alerts(alerts);
+        self.watch(result)
     }
 }

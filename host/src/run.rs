@@ -17,7 +17,7 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::host::{Host, Loaded};
-use crate::limits::{Limits, MemoryCap};
+use crate::limits::{Limits, MemoryCap, Tripwire};
 use crate::log::{Level, LogHost, LogState};
 use crate::objects::{ObjectsHost, ObjectsState};
 use crate::query::{QueryHost, QueryState};
@@ -73,6 +73,19 @@ pub enum RunError {
     MemoryCap {
         /// The cap, in bytes.
         limit_bytes: usize,
+    },
+    /// The component grew a table past the cap.
+    #[error("component exceeded its table limit of {limit} elements")]
+    TableCap {
+        /// The cap, in elements.
+        limit: usize,
+    },
+    /// The component broke a limit on what it may spend through the
+    /// platform (records, logs, objects, queries); the message names it.
+    #[error("component broke a limit: {message}")]
+    Limit {
+        /// The limit and its value, in words.
+        message: String,
     },
     /// The call ran past its epoch deadline and was interrupted.
     #[error(
@@ -169,12 +182,15 @@ impl Host {
         let stdout = MemoryOutputPipe::new(limits.max_stdio_bytes);
         let stderr = MemoryOutputPipe::new(limits.max_stdio_bytes);
         let started = Instant::now();
-        let mut store = Store::new(self.engine(), new_state(caps, limits, &stdout, &stderr));
+        let tripwire = Tripwire::default();
+        let state = new_state(caps, limits, &stdout, &stderr, &tripwire);
+        let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.limiter);
         watch_epochs(
             &mut store,
             self.deadline_ticks(limits.epoch_deadline),
             cancel.clone(),
+            tripwire.clone(),
         );
 
         let instance = loaded.pre().instantiate(&mut store);
@@ -190,10 +206,23 @@ impl Host {
         capture(&mut state.log, Level::Warn, "stderr", &stderr);
         state.log.finish();
         let memory_hit = state.limiter.hit;
+        let table_hit = state.limiter.table_hit;
         let query_calls = state.query.calls;
 
         if cancel.load(Ordering::Relaxed) && !matches!(result, Ok(Ok(_))) {
             return Err(RunError::Cancelled);
+        }
+        // A broken limit fails the run whatever the component made of the
+        // error it was answered with.
+        if let Some(breach) = tripwire.breach() {
+            return Err(RunError::Limit {
+                message: breach.message,
+            });
+        }
+        if table_hit && !matches!(result, Ok(Ok(Ok(_)))) {
+            return Err(RunError::TableCap {
+                limit: limits.max_table_elements,
+            });
         }
         match result {
             Ok(Ok(Ok(summary))) => Ok(RunOutput {
@@ -215,17 +244,22 @@ impl Host {
 }
 
 /// Checks the store at every epoch tick: interrupts it once `deadline`
-/// ticks have passed or `cancel` is set.
+/// ticks have passed, `cancel` is set or a limit tripped `tripwire`.
 ///
 /// A callback per tick (every 10 ms by default) costs nothing measurable,
 /// and it is what lets a cancelled task stop without waiting for its
 /// deadline.
-fn watch_epochs(store: &mut Store<State>, deadline: u64, cancel: Arc<AtomicBool>) {
+fn watch_epochs(
+    store: &mut Store<State>,
+    deadline: u64,
+    cancel: Arc<AtomicBool>,
+    tripwire: Tripwire,
+) {
     let mut ticks = 0u64;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         ticks += 1;
-        if ticks >= deadline || cancel.load(Ordering::Relaxed) {
+        if ticks >= deadline || cancel.load(Ordering::Relaxed) || tripwire.is_tripped() {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Continue(1))
@@ -239,6 +273,7 @@ fn new_state(
     limits: &Limits,
     stdout: &MemoryOutputPipe,
     stderr: &MemoryOutputPipe,
+    tripwire: &Tripwire,
 ) -> State {
     let wasi = WasiCtxBuilder::new()
         .stdin(MemoryInputPipe::new(&b""[..]))
@@ -252,15 +287,29 @@ fn new_state(
         query: QueryState {
             host: caps.query,
             calls: 0,
+            tripwire: tripwire.clone(),
         },
-        objects: ObjectsState { host: caps.objects },
-        records: RecordsState { host: caps.records },
+        objects: ObjectsState {
+            host: caps.objects,
+            max_objects: limits.max_objects,
+            max_object_bytes: limits.max_object_bytes,
+            max_total_bytes: limits.max_object_total_bytes,
+            written: Default::default(),
+            tripwire: tripwire.clone(),
+        },
+        records: RecordsState {
+            host: caps.records,
+            tripwire: tripwire.clone(),
+        },
         log: LogState {
             host: caps.log,
             max_lines: limits.max_log_lines,
             max_line_bytes: limits.max_log_line_bytes,
+            max_bytes: limits.max_log_bytes,
             written: 0,
+            bytes: 0,
             dropped: 0,
+            tripwire: tripwire.clone(),
         },
     }
 }

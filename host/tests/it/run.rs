@@ -202,7 +202,7 @@ fn unbounded_allocation_hits_the_memory_cap_by_name() {
 }
 
 #[test]
-fn log_lines_past_the_limit_are_dropped_and_counted() {
+fn a_log_line_past_the_limit_fails_the_run_naming_the_limit() {
     let host = host();
     let echo = guest("echo");
     let loaded = host.load(&echo.digest, &echo.bytes).unwrap();
@@ -212,14 +212,25 @@ fn log_lines_past_the_limit_are_dropped_and_counted() {
         ..Limits::default()
     };
 
-    host.run(&loaded, task(1, 1, "{}"), caps, &limits).unwrap();
+    let err = host
+        .run(&loaded, task(1, 1, "{}"), caps, &limits)
+        .unwrap_err();
 
+    assert_eq!(
+        err.to_string(),
+        "component broke a limit: a task may write at most 1 log lines (max_log_lines)"
+    );
+    assert_eq!(err.class(), FailureClass::Deterministic);
     let calls = calls.lock().unwrap();
     let messages: Vec<&str> = calls.logs.iter().map(|(_, m, _)| m.as_str()).collect();
     assert_eq!(
         messages,
         ["echo ran", "1 log lines dropped past the limit of 1"]
     );
+    // The same host runs the next task as if nothing happened.
+    let (caps, _) = recording();
+    host.run(&loaded, task(1, 1, "{}"), caps, &Limits::default())
+        .unwrap();
 }
 
 #[test]
