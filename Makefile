@@ -1,7 +1,7 @@
 # Task runner for Trace. Every recipe is a thin wrapper over cargo or a script
 # under scripts/, so that CI and developers run exactly the same commands.
 
-.PHONY: deps demo test build examples bench fmt lint
+.PHONY: deps demo test build examples bench fmt lint chaos
 
 # Install the wasm target, PostgreSQL and cargo-nextest when they are missing.
 deps:
@@ -15,6 +15,14 @@ demo: deps build
 # Formatting, clippy, the example UDFs and every test of the workspace.
 test: deps
 	scripts/test.sh
+
+# The long chaos run: the erc20 job under many more kills over a longer run,
+# with task wake-ups dropped too (recovered by the reconciler after five
+# minutes); prints its report. TRACE_CHAOS_SEED=N replays a seed's plan. The
+# short form runs in `make test`. See docs/reliability.md.
+chaos: deps
+	cargo build --workspace --bins
+	TRACE_CHAOS=long cargo nextest run -p trace-tests --test chaos --no-capture
 
 # Build every service, the CLI and the tests (dev profile).
 build:
