@@ -8,5 +8,6 @@ mod it {
     pub mod caps;
     pub mod check;
     pub mod guests;
+    pub mod hostile;
     pub mod run;
 }

@@ -22,8 +22,10 @@ pub fn guest(name: &str) -> Guest {
     let artifact = target_dir()
         .join("wasm32-wasip2/release")
         .join(format!("guest_{name}.wasm"));
+    let crate_dir = host.join("tests/guests").join(name);
     let sources = [
-        host.join("tests/guests").join(name).join("src/lib.rs"),
+        crate_dir.join("src"),
+        crate_dir.join("Cargo.toml"),
         host.join("../wit/v0.1.0"),
     ];
     if stale(&artifact, &sources) {
@@ -34,6 +36,19 @@ pub fn guest(name: &str) -> Guest {
         assert!(status.success(), "building the guest components failed");
     }
     let bytes = std::fs::read(&artifact).expect("the guest component was built");
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    Guest { bytes, digest }
+}
+
+/// A guest kept as a prebuilt component, `tests/guests/<name>/<name>.wasm`,
+/// for guests that Rust cannot express (see that directory's `build.sh`).
+pub fn prebuilt(name: &str) -> Guest {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/guests")
+        .join(name)
+        .join(format!("{name}.wasm"));
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading `{}`: {e}", path.display()));
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
     Guest { bytes, digest }
 }
