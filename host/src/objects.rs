@@ -1,7 +1,10 @@
 //! The `objects` capability: object storage scoped to the running task.
 //!
-//! The worker implements [`ObjectsHost`] over the broker's scoped endpoint;
-//! key validation and scoping happen there, the host passes keys through.
+//! The worker implements [`ObjectsHost`] over the broker's scoped endpoint,
+//! which scopes keys under the task's prefix. The host refuses a key that
+//! could name anything outside that scope (traversal, absolute, control
+//! characters, over-long: [`trace_common::keys`]) before it leaves the
+//! sandbox, and the broker refuses it again by the same rules.
 //! The host counts what the run writes: an object larger than
 //! [`Limits::max_object_bytes`](crate::Limits), more than `max_objects`
 //! written at once, or more than `max_object_total_bytes` of them is refused
@@ -10,6 +13,8 @@
 use std::collections::HashMap;
 
 use wasmtime::component::HasData;
+
+use trace_common::keys::{check_key, check_prefix};
 
 use crate::limits::Tripwire;
 use crate::wit::objects as wit;
@@ -84,12 +89,14 @@ impl HasData for HasObjects {
 impl wit::Host for ObjectsState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, ObjectError> {
         let _span = tracing::debug_span!("host.objects.get").entered();
+        valid_key(&key)?;
         self.host.get(&key)
     }
 
     fn put(&mut self, key: String, value: Vec<u8>) -> Result<(), ObjectError> {
         let _span = tracing::debug_span!("host.objects.put", bytes = value.len()).entered();
         let size = value.len();
+        valid_key(&key)?;
         self.admit(&key, size)?;
         let result = self.host.put(&key, value);
         match &result {
@@ -106,15 +113,22 @@ impl wit::Host for ObjectsState {
 
     fn list(&mut self, prefix: String) -> Result<Vec<String>, ObjectError> {
         let _span = tracing::debug_span!("host.objects.list").entered();
+        check_prefix(&prefix).map_err(|err| ObjectError::InvalidKey(err.to_string()))?;
         self.host.list(&prefix)
     }
 
     fn delete(&mut self, key: String) -> Result<(), ObjectError> {
         let _span = tracing::debug_span!("host.objects.delete").entered();
+        valid_key(&key)?;
         let result = self.host.delete(&key);
         if result.is_ok() {
             self.written.remove(&key);
         }
         result
     }
+}
+
+/// `key` if it stays inside the task's scope, else `invalid-key` saying why.
+fn valid_key(key: &str) -> Result<(), ObjectError> {
+    check_key(key).map_err(|err| ObjectError::InvalidKey(err.to_string()))
 }

@@ -20,7 +20,7 @@ use trace_common::dispatcher_client::DispatcherClient;
 
 pub mod client;
 pub mod credentials;
-pub mod keys;
+pub use trace_common::keys;
 pub mod objects;
 pub mod routes;
 pub mod state;

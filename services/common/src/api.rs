@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::limits::JobLimits;
+
 /// Queue that carries UDF task wake-ups.
 pub const QUEUE_TASKS_UDF: &str = "tasks-udf";
 /// Queue that carries ingest task wake-ups.
@@ -74,6 +76,9 @@ pub struct CreateJob {
     /// For ingest of a recorded, non-contiguous set: exactly these blocks,
     /// all within `from_block..=to_block`, chunked `chunk_size` blocks a task.
     pub blocks: Option<Vec<u64>>,
+    /// Limits below the deployment's that every task of the job runs under.
+    #[serde(default)]
+    pub limits: JobLimits,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -182,6 +187,9 @@ pub struct Lease {
     pub from_block: u64,
     pub to_block: u64,
     pub blocks: Option<Vec<u64>>,
+    /// What the job asked for; the worker narrows its own limits to them.
+    #[serde(default)]
+    pub limits: JobLimits,
 }
 
 /// `POST /v1/tasks/{id}/heartbeat` on the dispatcher.
@@ -442,6 +450,9 @@ pub struct SubmitJob {
     pub to_block: u64,
     pub chunk_size: u64,
     pub blocks: Option<Vec<u64>>,
+    /// Limits below the deployment's for every task (see [`JobLimits`]).
+    #[serde(default)]
+    pub limits: JobLimits,
 }
 
 fn mainnet() -> u64 {

@@ -13,6 +13,8 @@ pub mod db;
 pub mod dispatcher_client;
 pub mod error;
 pub mod http;
+pub mod keys;
+pub mod limits;
 pub mod objects;
 pub mod queue;
 pub mod signal;

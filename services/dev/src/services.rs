@@ -189,18 +189,14 @@ pub(crate) async fn start_all(
 
     let listener = bind("udf worker", port(ports, 10)).await?;
     let cfg = trace_udf_worker::Config {
-        dispatcher_url: dispatcher.clone(),
-        query_url: query.clone(),
-        broker_url: broker.clone(),
-        objects_dir: objects_dir.to_path_buf(),
         artifact_cache_dir: config.home.join("artifacts"),
         worker_id: "dev-udf-worker".into(),
-        concurrency: 2,
-        memory_mib: 64,
-        deadline_secs: 30,
-        max_log_lines: 1000,
-        max_records: 1_000_000,
-        max_alerts: 10_000,
+        ..trace_udf_worker::Config::new(
+            dispatcher.clone(),
+            query.clone(),
+            broker.clone(),
+            objects_dir.to_path_buf(),
+        )
     };
     let udf_worker = run.spawn("udf worker", listener, |l, s| {
         trace_udf_worker::serve(cfg, l, s)

@@ -31,6 +31,11 @@ pub async fn create(
 ) -> Result<Json<Job>, ApiError> {
     let req = body(req)?;
     let plans = plan(&req)?;
+    state
+        .settings
+        .maxima
+        .admit(&req.limits)
+        .map_err(|msg| ApiError::bad_request("limit_too_high", msg))?;
     let id = Uuid::now_v7();
     let queue = match req.kind {
         JobKind::Udf => QUEUE_TASKS_UDF,
@@ -51,7 +56,8 @@ pub async fn create(
     sqlx::query(
         "insert into jobs (id, tenant_id, kind, component_name, component_version, \
          component_digest, params, chain_id, from_block, to_block, chunk_size, state, \
-         max_attempts) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'running', $12)",
+         max_attempts, limits) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'running', $12, $13)",
     )
     .bind(id)
     .bind(&req.tenant_id)
@@ -65,6 +71,7 @@ pub async fn create(
     .bind(req.to_block as i64)
     .bind(req.chunk_size as i64)
     .bind(i32::try_from(state.settings.max_attempts).unwrap_or(i32::MAX))
+    .bind(serde_json::to_value(req.limits).expect("limits always serialise"))
     .execute(&mut *tx)
     .await?;
 

@@ -106,6 +106,7 @@ impl Config {
             lease: Duration::from_secs(self.lease_secs.max(1)),
             max_attempts: self.max_attempts.max(1),
             retry_backoff: Duration::from_millis(self.retry_backoff_ms),
+            maxima: Default::default(),
         }
     }
 }

@@ -175,6 +175,7 @@ mod tests {
             to_block: to,
             chunk_size: chunk,
             blocks,
+            limits: Default::default(),
         }
     }
 

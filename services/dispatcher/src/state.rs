@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::Notify;
+use trace_common::limits::TaskLimits;
 use trace_common::queue::pg::PgQueue;
 use trace_common::queue::{Queue, faults};
 
@@ -18,6 +19,8 @@ pub struct Settings {
     /// The pause before the first retry of a transient failure; it doubles
     /// per attempt, with jitter (see [`crate::attempts::backoff`]).
     pub retry_backoff: Duration,
+    /// The most a job may ask for of each limit.
+    pub maxima: TaskLimits,
 }
 
 impl Default for Settings {
@@ -27,6 +30,7 @@ impl Default for Settings {
             lease: Duration::from_secs(30),
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
+            maxima: TaskLimits::default(),
         }
     }
 }

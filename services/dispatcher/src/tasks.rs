@@ -36,6 +36,7 @@ struct ClaimedRow {
     from_block: i64,
     to_block: i64,
     blocks: Option<Vec<i64>>,
+    limits: serde_json::Value,
 }
 
 /// `POST /v1/tasks/{id}/claim`.
@@ -54,7 +55,7 @@ pub async fn claim(
          where t.id = $1 and j.id = t.job_id and t.state = 'queued' and j.state = 'running' \
          returning t.job_id, j.tenant_id, j.kind, t.attempt, t.lease_expires_at, \
              j.component_name, j.component_version, j.component_digest, j.params, \
-             j.chain_id, t.from_block, t.to_block, t.blocks",
+             j.chain_id, t.from_block, t.to_block, t.blocks, j.limits",
     )
     .bind(id)
     .bind(&req.worker_id)
@@ -104,6 +105,8 @@ fn lease_of(task_id: Uuid, row: ClaimedRow) -> Result<Lease, ApiError> {
         from_block: count(row.from_block),
         to_block: count(row.to_block),
         blocks: row.blocks.map(|b| b.into_iter().map(count).collect()),
+        limits: serde_json::from_value(row.limits)
+            .map_err(|err| ApiError::internal(format!("stored job limits: {err}")))?,
     })
 }
 

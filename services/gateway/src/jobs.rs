@@ -62,6 +62,7 @@ pub(crate) async fn submit(
         to_block: req.to_block,
         chunk_size: req.chunk_size,
         blocks: req.blocks,
+        limits: req.limits,
     };
     let job = state
         .dispatcher

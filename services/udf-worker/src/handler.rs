@@ -9,16 +9,18 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio_util::sync::CancellationToken;
 use trace_broker::client::BrokerClient;
 use trace_common::api::{CredentialRequest, FailureClass, Lease};
 use trace_common::http::ServiceClient;
+use trace_common::limits::TaskLimits;
 use trace_common::queue::Queue;
 use trace_common::queue::http::HttpQueue;
 use trace_common::worker::{TaskFailure, TaskHandler, TaskOutcome};
-use trace_host::{Capabilities, Host, Limits, Loaded, RunOutput, TaskInput};
+use trace_host::{Capabilities, Host, Loaded, RunOutput, TaskInput};
 
 use crate::bridge::Bridge;
 use crate::log::CollectedLog;
@@ -35,8 +37,8 @@ pub struct UdfHandler {
     query: ServiceClient,
     broker: BrokerClient,
     worker_id: String,
-    limits: Limits,
-    publish: PublishLimits,
+    /// The most a task gets here; each runs under these narrowed to its job's.
+    maxima: TaskLimits,
 }
 
 impl UdfHandler {
@@ -54,11 +56,7 @@ impl UdfHandler {
             query: ServiceClient::new(config.query_url.clone()),
             broker: BrokerClient::new(config.broker_url.clone()),
             worker_id: config.worker_id.clone(),
-            limits: config.limits(),
-            publish: PublishLimits {
-                max_records: config.max_records,
-                max_alerts: config.max_alerts,
-            },
+            maxima: config.maxima(),
         })
     }
 
@@ -105,9 +103,39 @@ impl UdfHandler {
 
 #[async_trait::async_trait]
 impl TaskHandler for UdfHandler {
+    /// Runs the task under its limits, within its wall-clock budget.
     async fn run(
         &self,
         lease: Lease,
+        cancel: CancellationToken,
+    ) -> Result<TaskOutcome, TaskFailure> {
+        let limits = self.maxima.narrowed(&lease.limits);
+        let wall = Duration::from_secs(limits.task_wall_secs);
+        let budget = cancel.child_token();
+        let timer = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(wall).await;
+                budget.cancel();
+            })
+        };
+        let result = self.run_within(lease, &limits, budget.clone()).await;
+        timer.abort();
+        if result.is_err() && budget.is_cancelled() && !cancel.is_cancelled() {
+            return Err(TaskFailure::deterministic(format!(
+                "the task exceeded its wall-clock budget of {}s (task_wall_secs)",
+                wall.as_secs()
+            )));
+        }
+        result
+    }
+}
+
+impl UdfHandler {
+    async fn run_within(
+        &self,
+        lease: Lease,
+        task_limits: &TaskLimits,
         cancel: CancellationToken,
     ) -> Result<TaskOutcome, TaskFailure> {
         let loaded = self.load(&lease).await?;
@@ -123,10 +151,15 @@ impl TaskHandler for UdfHandler {
 
         let bridge = Bridge::current(cancel.clone());
         let log = CollectedLog::default();
+        let publish = PublishLimits {
+            max_records: task_limits.max_records,
+            max_record_bytes: task_limits.max_record_bytes,
+            max_alerts: task_limits.max_alerts,
+        };
         let publisher = Arc::new(Mutex::new(Publisher::new(
             self.buffer.clone(),
             lease.clone(),
-            self.publish,
+            publish,
         )));
         let caps = Capabilities {
             query: Box::new(HttpQuery::new(
@@ -144,7 +177,7 @@ impl TaskHandler for UdfHandler {
         };
 
         let host = self.host.clone();
-        let limits = self.limits.clone();
+        let limits = crate::run_limits(task_limits);
         let task = task_input(&lease);
         let started = std::time::Instant::now();
         let flag = Arc::new(AtomicBool::new(false));

@@ -19,6 +19,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use trace_common::api::QUEUE_TASKS_UDF;
+use trace_common::limits::TaskLimits;
 use trace_common::worker::WorkerOptions;
 use trace_host::{Host, HostConfig, HostError, Limits};
 
@@ -77,9 +78,15 @@ pub struct Config {
     /// Wall time one run may take, in seconds, before it is interrupted.
     #[arg(long, env = "TRACE_UDF_DEADLINE_SECS", default_value_t = 30)]
     pub deadline_secs: u64,
-    /// Most log lines a task keeps; later ones are counted and dropped.
+    /// Wall time a whole task may take (load, run, flush), in seconds.
+    #[arg(long, env = "TRACE_UDF_TASK_WALL_SECS", default_value_t = 60)]
+    pub task_wall_secs: u64,
+    /// Most log lines a task may write; one more fails the task.
     #[arg(long, env = "TRACE_UDF_MAX_LOG_LINES", default_value_t = 1000)]
     pub max_log_lines: u32,
+    /// Most bytes of records (as JSON) one task may publish.
+    #[arg(long, env = "TRACE_UDF_MAX_RECORD_BYTES", default_value_t = 256 << 20)]
+    pub max_record_bytes: u64,
     /// Most records one task may publish, all datasets together.
     #[arg(long, env = "TRACE_UDF_MAX_RECORDS", default_value_t = 1_000_000)]
     pub max_records: u64,
@@ -112,20 +119,43 @@ impl Config {
             concurrency: 2,
             memory_mib: 64,
             deadline_secs: 30,
+            task_wall_secs: 60,
             max_log_lines: 1000,
+            max_record_bytes: 256 << 20,
             max_records: 1_000_000,
             max_alerts: 10_000,
         }
     }
 
-    /// The per-run limits these flags set.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            memory_bytes: self.memory_mib << 20,
-            epoch_deadline: Duration::from_secs(self.deadline_secs),
-            max_log_lines: self.max_log_lines,
-            ..Limits::default()
+    /// The most any task may get on this worker: these flags, and the
+    /// platform defaults for the limits without a flag. A task runs under
+    /// these narrowed to what its job asked for.
+    pub fn maxima(&self) -> TaskLimits {
+        TaskLimits {
+            memory_mib: self.memory_mib as u64,
+            call_deadline_secs: self.deadline_secs,
+            task_wall_secs: self.task_wall_secs,
+            max_records: self.max_records,
+            max_record_bytes: self.max_record_bytes,
+            max_alerts: self.max_alerts,
+            max_log_lines: u64::from(self.max_log_lines),
+            ..TaskLimits::default()
         }
+    }
+}
+
+/// The host's per-run limits for a task's `limits`.
+pub fn run_limits(limits: &TaskLimits) -> Limits {
+    let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    Limits {
+        memory_bytes: size(limits.memory_mib).saturating_mul(1 << 20),
+        epoch_deadline: Duration::from_secs(limits.call_deadline_secs),
+        max_log_lines: u32::try_from(limits.max_log_lines).unwrap_or(u32::MAX),
+        max_log_bytes: size(limits.max_log_bytes),
+        max_objects: size(limits.max_objects),
+        max_object_bytes: size(limits.max_object_bytes),
+        max_object_total_bytes: limits.max_object_total_bytes,
+        ..Limits::default()
     }
 }
 

@@ -31,6 +31,8 @@ pub const BATCH_ROWS: usize = 1000;
 pub struct PublishLimits {
     /// Records over all datasets.
     pub max_records: u64,
+    /// Bytes of records, as the JSON text the component handed over.
+    pub max_record_bytes: u64,
     /// Alerts.
     pub max_alerts: u64,
 }
@@ -45,6 +47,7 @@ pub struct Publisher {
     alerts: Vec<Alert>,
     seq: u32,
     records_published: u64,
+    record_bytes: u64,
     alerts_published: u64,
     /// A batch was cut but its send failed: the attempt cannot complete,
     /// whatever the component does with the error, since its commit would
@@ -64,6 +67,7 @@ impl Publisher {
             alerts: Vec::new(),
             seq: 0,
             records_published: 0,
+            record_bytes: 0,
             alerts_published: 0,
             lost_batch: false,
         }
@@ -125,7 +129,14 @@ impl Publisher {
         if total > self.limits.max_records {
             let max = self.limits.max_records;
             return Err(RecordsError::Limit(format!(
-                "a task may publish at most {max} records"
+                "a task may publish at most {max} records (max_records)"
+            )));
+        }
+        let bytes = self.record_bytes + records.iter().map(|r| r.len() as u64).sum::<u64>();
+        if bytes > self.limits.max_record_bytes {
+            let max = self.limits.max_record_bytes;
+            return Err(RecordsError::Limit(format!(
+                "a task may publish at most {max} bytes of records (max_record_bytes)"
             )));
         }
         let rows = records
@@ -135,6 +146,7 @@ impl Publisher {
             .collect::<Result<Vec<_>, _>>()
             .map_err(RecordsError::InvalidRecord)?;
         self.records_published = total;
+        self.record_bytes = bytes;
         self.pending
             .entry(dataset.to_string())
             .or_default()
@@ -147,7 +159,7 @@ impl Publisher {
         if total > self.limits.max_alerts {
             let max = self.limits.max_alerts;
             return Err(RecordsError::Limit(format!(
-                "a task may publish at most {max} alerts"
+                "a task may publish at most {max} alerts (max_alerts)"
             )));
         }
         let mut checked = Vec::with_capacity(alerts.len());
@@ -315,11 +327,13 @@ mod tests {
             from_block: 1,
             to_block: 1,
             blocks: None,
+            limits: Default::default(),
         };
         // Batching never calls the queue; it is only handed back for sending.
         let queue = Arc::new(HttpQueue::new("http://127.0.0.1:9"));
         let limits = PublishLimits {
             max_records: 3000,
+            max_record_bytes: 1 << 20,
             max_alerts: 10,
         };
         Publisher::new(queue, lease, limits)

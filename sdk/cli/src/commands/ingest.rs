@@ -68,6 +68,7 @@ pub(super) async fn run(cli: &Cli, args: &IngestArgs) -> Result<(), Error> {
             to_block: to,
             chunk_size: args.chunk_size,
             blocks: None,
+            limits: Default::default(),
         }]
     };
 
@@ -103,5 +104,6 @@ fn listed(args: &IngestArgs, mut blocks: Vec<u64>, tables: &[&str]) -> Option<Su
         to_block: last,
         chunk_size: args.chunk_size,
         blocks: Some(blocks),
+        limits: Default::default(),
     })
 }

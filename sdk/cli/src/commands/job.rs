@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use trace_common::api::{Job, JobKind, JobState, JobStatus, RetryOutcome, SubmitJob};
+use trace_common::api::{Job, JobKind, JobLimits, JobState, JobStatus, RetryOutcome, SubmitJob};
 use uuid::Uuid;
 
 use crate::{Cli, Client, Error};
@@ -34,6 +34,10 @@ pub enum JobCommand {
         /// The chain.
         #[arg(long, default_value_t = 1)]
         chain: u64,
+        /// A limit below the deployment's, `name=value` (repeatable), such as
+        /// `memory_mib=16` or `max_records=1000`; see docs/security.md.
+        #[arg(long = "limit")]
+        limits: Vec<String>,
         /// Print only the job id.
         #[arg(long)]
         quiet: bool,
@@ -82,6 +86,7 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
             chunk_size,
             params,
             chain,
+            limits,
             quiet,
             wait: w,
         } => {
@@ -94,6 +99,7 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
                 to_block: *to,
                 chunk_size: *chunk_size,
                 blocks: None,
+                limits: parse_limits(limits)?,
             };
             let job: Job = client.post("/v1/jobs", &submit).await?;
             if *quiet {
@@ -190,4 +196,20 @@ pub(crate) async fn wait(client: &Client, id: Uuid) -> Result<(), Error> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// `name=value` limits as the job's [`JobLimits`], refusing unknown names
+/// and values that are not whole numbers.
+fn parse_limits(pairs: &[String]) -> Result<JobLimits, Error> {
+    let mut object = serde_json::Map::new();
+    for pair in pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(Error::Usage(format!("--limit `{pair}` is not name=value")));
+        };
+        let value: u64 = value.trim().parse().map_err(|_| {
+            Error::Usage(format!("--limit `{pair}`: the value is not a whole number"))
+        })?;
+        object.insert(name.trim().to_string(), value.into());
+    }
+    serde_json::from_value(object.into()).map_err(|err| Error::Usage(format!("--limit: {err}")))
 }

@@ -36,6 +36,7 @@ pub async fn start(lease: Duration, ttl_secs: u64, max_bytes: u64) -> Stack {
         lease,
         max_attempts: 3,
         retry_backoff: Duration::ZERO,
+        maxima: Default::default(),
     };
     let state = trace_dispatcher::AppState::new(pool.clone(), settings);
     let dispatcher_base = spawn(trace_dispatcher::router(state), &shutdown).await;
@@ -84,6 +85,7 @@ impl Stack {
             to_block: tasks,
             chunk_size: 1,
             blocks: None,
+            limits: Default::default(),
         };
         let job = self.dispatcher.create_job(&job).await.unwrap();
         let mut leases = Vec::new();

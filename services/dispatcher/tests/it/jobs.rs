@@ -119,6 +119,18 @@ async fn every_invalid_job_is_refused_with_a_clear_code_and_nothing_written() {
         (with(&base, "tenant_id", json!("nobody")), "unknown_tenant"),
         (with(&base, "params", json!([1])), "invalid_params"),
         (json!({ "tenant_id": "acme" }), "invalid_body"),
+        (
+            with(&udf_base, "limits", json!({ "memory_mib": 65 })),
+            "limit_too_high",
+        ),
+        (
+            with(&udf_base, "limits", json!({ "max_records": 0 })),
+            "limit_too_high",
+        ),
+        (
+            with(&udf_base, "limits", json!({ "fuel": 1 })),
+            "invalid_body",
+        ),
     ];
 
     let http = reqwest::Client::new();
@@ -207,4 +219,18 @@ async fn the_relay_sends_outbox_rows_to_their_queue_and_marks_them_sent() {
         .map(|m| m.task_id)
         .collect();
     assert_eq!(woken, task_ids(&d.pool, job.id).await);
+}
+
+#[tokio::test]
+async fn the_limits_a_job_asks_for_reach_its_leases() {
+    let d = start(settings(30_000, 3)).await;
+    let mut req = udf(1, 1, 1);
+    req.limits.memory_mib = Some(16);
+    req.limits.max_records = Some(7);
+    let job = d.client.create_job(&req).await.unwrap();
+    let task = super::support::task_ids(&d.pool, job.id).await[0];
+
+    let lease = d.client.claim(task, "w").await.unwrap().unwrap();
+
+    assert_eq!(lease.limits, req.limits);
 }

@@ -77,6 +77,7 @@ pub fn settings(lease_ms: u64, max_attempts: u32) -> Settings {
         lease: Duration::from_millis(lease_ms),
         max_attempts,
         retry_backoff: Duration::ZERO,
+        maxima: Default::default(),
     }
 }
 
@@ -92,6 +93,7 @@ pub fn ingest(from: u64, to: u64, chunk: u64) -> CreateJob {
         to_block: to,
         chunk_size: chunk,
         blocks: None,
+        limits: Default::default(),
     }
 }
 

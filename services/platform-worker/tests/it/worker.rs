@@ -63,6 +63,7 @@ async fn an_ingest_job_runs_to_success_through_the_worker_loop() {
             to_block: 15_537_394,
             chunk_size: 1,
             blocks: None,
+            limits: Default::default(),
         })
         .await
         .unwrap();

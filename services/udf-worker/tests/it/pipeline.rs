@@ -215,3 +215,36 @@ async fn a_component_missing_from_object_storage_fails_its_task() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_asking_for_less_gets_less_and_fails_by_the_limit_it_broke() {
+    let platform = start(30).await;
+    let echo = platform.publish("echo");
+    let one_record = trace_common::api::JobLimits {
+        max_records: Some(1),
+        ..Default::default()
+    };
+
+    // Echo publishes one record per block: two blocks break a limit of one.
+    let job = platform
+        .job_limited(echo.clone(), serde_json::json!({}), (5, 6, 2), one_record)
+        .await;
+    let job = platform.finished(&job).await;
+    let fine = platform
+        .job_limited(echo, serde_json::json!({}), (5, 5, 1), one_record)
+        .await;
+    let fine = platform.finished(&fine).await;
+
+    assert_eq!(job.state, JobState::Failed);
+    let tasks = platform.dispatcher.tasks(TENANT, job.id).await.unwrap();
+    assert_eq!(tasks[0].error_class.as_deref(), Some("deterministic"));
+    assert_eq!(
+        tasks[0].error.as_deref(),
+        Some("component broke a limit: a task may publish at most 1 records (max_records)")
+    );
+    assert_eq!(tasks[0].attempt, 1);
+    assert_eq!(
+        (fine.state, fine.records_published),
+        (JobState::Succeeded, 1)
+    );
+}

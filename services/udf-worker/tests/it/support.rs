@@ -20,6 +20,8 @@ pub const TENANT: &str = "acme";
 pub struct Platform {
     pub dispatcher: DispatcherClient,
     pub state: PgPool,
+    /// The data database, which the query service reads.
+    pub data: PgPool,
     pub objects: TempDir,
     shutdown: CancellationToken,
 }
@@ -32,6 +34,15 @@ impl Drop for Platform {
 
 /// Starts everything with a worker whose runs get `deadline_secs`.
 pub async fn start(deadline_secs: u64) -> Platform {
+    start_with(deadline_secs, |_| {}).await
+}
+
+/// Starts everything with a worker whose runs get `deadline_secs` and whose
+/// configuration `configure` then adjusts.
+pub async fn start_with(
+    deadline_secs: u64,
+    configure: impl FnOnce(&mut trace_udf_worker::Config),
+) -> Platform {
     let (state, data) = trace_common::db::testing::fresh_pools().await;
     sqlx::query("insert into tenants (id, name) values ($1, 'Acme')")
         .bind(TENANT)
@@ -58,7 +69,7 @@ pub async fn start(deadline_secs: u64) -> Platform {
         objects_dir: objects.path().into(),
         ..Default::default()
     };
-    let router = trace_query::router(data, &query);
+    let router = trace_query::router(data.clone(), &query);
     let stop = shutdown.clone();
     tokio::spawn(trace_common::http::serve(listener, router, async move {
         stop.cancelled().await
@@ -73,11 +84,13 @@ pub async fn start(deadline_secs: u64) -> Platform {
     );
     worker.artifact_cache_dir = objects.path().join("artifacts");
     worker.deadline_secs = deadline_secs;
+    configure(&mut worker);
     tokio::spawn(trace_udf_worker::serve(worker, listener, shutdown.clone()));
 
     Platform {
         dispatcher: DispatcherClient::new(dispatcher_url),
         state,
+        data,
         objects,
         shutdown,
     }
@@ -107,7 +120,19 @@ impl Platform {
         &self,
         component: ComponentRef,
         params: serde_json::Value,
+        range: (u64, u64, u64),
+    ) -> Job {
+        self.job_limited(component, params, range, Default::default())
+            .await
+    }
+
+    /// Like [`Platform::job`], asking for `limits`.
+    pub async fn job_limited(
+        &self,
+        component: ComponentRef,
+        params: serde_json::Value,
         (from, to, chunk): (u64, u64, u64),
+        limits: trace_common::api::JobLimits,
     ) -> Job {
         let req = CreateJob {
             tenant_id: TENANT.into(),
@@ -119,6 +144,7 @@ impl Platform {
             to_block: to,
             chunk_size: chunk,
             blocks: None,
+            limits,
         };
         self.dispatcher.create_job(&req).await.unwrap()
     }

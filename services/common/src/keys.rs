@@ -3,7 +3,9 @@
 //! A key is relative to the task's scope. It must be 1 to 512 bytes, hold no
 //! control characters or backslashes, not start with `/`, and have no empty,
 //! `.` or `..` segment, so that no key can name anything outside
-//! `scratch/<tenant>/<job>/<task>/` once joined to it.
+//! `scratch/<tenant>/<job>/<task>/` once joined to it. The host checks keys
+//! before they leave the sandbox and the broker again before it maps them,
+//! by these same rules.
 
 /// The longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;

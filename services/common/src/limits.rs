@@ -1,0 +1,177 @@
+//! The limits a job may ask for, and the deployment's maxima they must fit.
+//!
+//! Every limit is on by default: a task runs under the deployment's value
+//! unless its job asks for less. A job asking for more than the maximum is
+//! refused when it is created, naming the limit; a worker clamps again to
+//! its own configured values, so a worker configured tighter than the
+//! dispatcher never runs a task with more.
+
+use serde::{Deserialize, Serialize};
+
+/// What a job asks for; each absent limit takes the deployment's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobLimits {
+    /// Linear memory of one component instance, in MiB.
+    pub memory_mib: Option<u64>,
+    /// Wall time of the call to `run`, in seconds (the epoch deadline).
+    pub call_deadline_secs: Option<u64>,
+    /// Wall time of the whole task (loading, the call, flushing), in seconds.
+    pub task_wall_secs: Option<u64>,
+    /// Records published per task, all datasets together.
+    pub max_records: Option<u64>,
+    /// Bytes of records (as JSON) published per task.
+    pub max_record_bytes: Option<u64>,
+    /// Alerts published per task.
+    pub max_alerts: Option<u64>,
+    /// Log lines per task, guest lines and captured output together.
+    pub max_log_lines: Option<u64>,
+    /// Bytes of log messages per task.
+    pub max_log_bytes: Option<u64>,
+    /// Objects a task may hold written at once.
+    pub max_objects: Option<u64>,
+    /// The largest object a task may write, in bytes.
+    pub max_object_bytes: Option<u64>,
+    /// Bytes of objects a task may hold written at once.
+    pub max_object_total_bytes: Option<u64>,
+}
+
+/// The limits a task runs under, every one set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskLimits {
+    pub memory_mib: u64,
+    pub call_deadline_secs: u64,
+    pub task_wall_secs: u64,
+    pub max_records: u64,
+    pub max_record_bytes: u64,
+    pub max_alerts: u64,
+    pub max_log_lines: u64,
+    pub max_log_bytes: u64,
+    pub max_objects: u64,
+    pub max_object_bytes: u64,
+    pub max_object_total_bytes: u64,
+}
+
+impl Default for TaskLimits {
+    /// The platform's defaults, which are also the deployment maxima unless
+    /// a deployment configures others: 64 MiB, a 30 s call in a 60 s task,
+    /// a million records in 256 MiB, 10 000 alerts, 1000 log lines in 1 MiB,
+    /// 1000 objects of at most 16 MiB in 256 MiB.
+    fn default() -> Self {
+        Self {
+            memory_mib: 64,
+            call_deadline_secs: 30,
+            task_wall_secs: 60,
+            max_records: 1_000_000,
+            max_record_bytes: 256 << 20,
+            max_alerts: 10_000,
+            max_log_lines: 1000,
+            max_log_bytes: 1 << 20,
+            max_objects: 1000,
+            max_object_bytes: 16 << 20,
+            max_object_total_bytes: 256 << 20,
+        }
+    }
+}
+
+macro_rules! each_limit {
+    ($m:ident) => {
+        $m!(memory_mib);
+        $m!(call_deadline_secs);
+        $m!(task_wall_secs);
+        $m!(max_records);
+        $m!(max_record_bytes);
+        $m!(max_alerts);
+        $m!(max_log_lines);
+        $m!(max_log_bytes);
+        $m!(max_objects);
+        $m!(max_object_bytes);
+        $m!(max_object_total_bytes);
+    };
+}
+
+impl TaskLimits {
+    /// Refuses a job's request that asks for more than these maxima, or for
+    /// zero of anything, naming the first such limit.
+    pub fn admit(&self, asked: &JobLimits) -> Result<(), String> {
+        macro_rules! check {
+            ($name:ident) => {
+                match asked.$name {
+                    Some(0) => {
+                        return Err(format!("limit `{}` must be at least 1", stringify!($name)));
+                    }
+                    Some(value) if value > self.$name => {
+                        return Err(format!(
+                            "limit `{}` of {value} is above the maximum of {}",
+                            stringify!($name),
+                            self.$name
+                        ));
+                    }
+                    _ => {}
+                }
+            };
+        }
+        each_limit!(check);
+        Ok(())
+    }
+
+    /// These limits lowered to what `asked` asks for, never raised.
+    pub fn narrowed(&self, asked: &JobLimits) -> TaskLimits {
+        let mut out = *self;
+        macro_rules! narrow {
+            ($name:ident) => {
+                if let Some(value) = asked.$name {
+                    out.$name = out.$name.min(value.max(1));
+                }
+            };
+        }
+        each_limit!(narrow);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_may_ask_for_less_but_never_more() {
+        let maxima = TaskLimits::default();
+        let asked = JobLimits {
+            memory_mib: Some(16),
+            max_records: Some(5),
+            ..JobLimits::default()
+        };
+        assert_eq!(maxima.admit(&asked), Ok(()));
+        let limits = maxima.narrowed(&asked);
+        assert_eq!((limits.memory_mib, limits.max_records), (16, 5));
+        assert_eq!(limits.max_alerts, 10_000);
+
+        let greedy = JobLimits {
+            memory_mib: Some(65),
+            ..JobLimits::default()
+        };
+        assert_eq!(
+            maxima.admit(&greedy),
+            Err("limit `memory_mib` of 65 is above the maximum of 64".to_string())
+        );
+        assert_eq!(maxima.narrowed(&greedy).memory_mib, 64);
+        let zero = JobLimits {
+            max_log_lines: Some(0),
+            ..JobLimits::default()
+        };
+        assert_eq!(
+            maxima.admit(&zero),
+            Err("limit `max_log_lines` must be at least 1".to_string())
+        );
+    }
+
+    #[test]
+    fn unknown_limits_are_refused_when_parsed() {
+        let err = serde_json::from_str::<JobLimits>(r#"{"memory_gib": 1}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `memory_gib`"),
+            "{err}"
+        );
+    }
+}
