@@ -3,11 +3,12 @@
 //! reason, in bounded time, on a host that then runs a normal task.
 //!
 //! Every case is followed by an echo run on the host that ran it (under
-//! `cargo test` the cases also share that one host). Cases that need the
-//! platform's capabilities (object keys, records, SQL) are in udf-worker's
-//! `tests/it/hostile.rs`; here the capabilities only record, so these are
-//! the sandbox's own fences: the engine's limits, the host's budgets, the
-//! empty WASI context and the import check. `docs/security.md` lists every
+//! `cargo test` the cases also share that one host). Here the capabilities
+//! only record, so these are the sandbox's own fences: the engine's limits,
+//! the host's budgets and key check, the empty WASI context and the import
+//! check. The cases whose fence is the platform's (the query service, the
+//! broker, the worker's record checks and publish limits) are in
+//! udf-worker's `tests/it/hostile.rs`. `docs/security.md` lists every
 //! case with its expected outcome.
 
 use std::sync::OnceLock;
@@ -306,6 +307,40 @@ fn a_giant_object_fails_on_the_object_size_limit() {
     let reason = "component broke a limit: an object may be at most 16777216 bytes \
                   (max_object_bytes); one was 33554432";
     ended.assert(reason, BOUND);
+}
+
+#[test]
+fn object_keys_outside_the_task_scope_are_refused_before_they_leave_the_host() {
+    // The recording capability would store any key: a refusal can only be
+    // the host's.
+    let segment = "invalid-key: the key has an empty, `.` or `..` segment";
+    let character = "invalid-key: the key holds a control character or a backslash";
+    let cases = [
+        ("traversal", segment),
+        ("deep-traversal", segment),
+        ("dot-dot", segment),
+        ("dot", segment),
+        ("absolute", "invalid-key: the key starts with `/`"),
+        ("backslash", character),
+        ("nul", character),
+        ("newline", character),
+        (
+            "long",
+            "invalid-key: the key is `513` bytes long; at most 512 are allowed",
+        ),
+    ];
+    for (way, told) in cases {
+        let params = format!(r#"{{"case":"object-key","way":"{way}"}}"#);
+
+        let ended = run_failing(&guest("hostile"), &params, &limits());
+
+        let told = format!("get: {told}; put: {told}; delete: {told}; list: {told}");
+        ended.assert(&format!("component failed: {told}"), BOUND);
+    }
+    let params = r#"{"case":"object-key","way":"empty"}"#;
+    let ended = run_failing(&guest("hostile"), params, &limits());
+    let told = ["get", "put", "delete"].map(|op| format!("{op}: invalid-key: the key is empty"));
+    ended.assert(&format!("component failed: {}", told.join("; ")), BOUND);
 }
 
 #[test]

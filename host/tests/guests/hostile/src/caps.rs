@@ -17,6 +17,7 @@ fn hostile_key(way: &str) -> Option<String> {
         "traversal" => "../x".into(),
         "deep-traversal" => "a/../../../other-task/x".into(),
         "dot-dot" => "..".into(),
+        "dot" => ".".into(),
         "absolute" => "/x".into(),
         "backslash" => "..\\x".into(),
         "nul" => "a\0b".into(),
@@ -145,7 +146,11 @@ pub fn alerts_flood() -> Result<Summary, UdfError> {
 /// Publishes one record whose `note` is 16 MiB of text.
 pub fn giant_record() -> Result<Summary, UdfError> {
     define()?;
-    let record = format!("{{\"block\":1,\"note\":\"{}\"}}", "x".repeat(16 << 20));
+    // Built in one allocation: the 64 MiB default memory holds it easily.
+    let mut record = String::with_capacity((16 << 20) + 32);
+    record.push_str("{\"block\":1,\"note\":\"");
+    record.extend(std::iter::repeat_n('x', 16 << 20));
+    record.push_str("\"}");
     match records::publish(DATASET, &[record]) {
         Ok(()) => summary("published a 16 MiB record"),
         Err(err) => Err(host(records_error(&err))),
