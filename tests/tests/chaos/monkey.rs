@@ -38,6 +38,9 @@ pub struct Profile {
     pub gap_ms: Range<u64>,
     /// How long a killed service or Postgres stays down, in ms.
     pub down_ms: Range<u64>,
+    /// No action starts later than this after the job's submission, so
+    /// that the run also shows how long the platform takes to recover.
+    pub window: Duration,
     /// The chaos job must have ended within this.
     pub limit: Duration,
 }
@@ -51,9 +54,10 @@ impl Profile {
                 chunk_size: 2,
                 faults: "drop=0.1,duplicate=0.2,delay=0.2,delay_ms=1500,send_error=0.05,\
                          lose_delete=0.2",
-                extra_kills: 80,
+                extra_kills: 60,
                 gap_ms: 1_500..5_000,
                 down_ms: 300..3_000,
+                window: Duration::from_secs(150),
                 limit: Duration::from_secs(900),
             },
             _ => Profile {
@@ -65,6 +69,7 @@ impl Profile {
                 extra_kills: 2,
                 gap_ms: 600..1_500,
                 down_ms: 300..1_500,
+                window: Duration::from_secs(60),
                 limit: Duration::from_secs(150),
             },
         }
@@ -167,9 +172,11 @@ struct Victim {
     attempt: i32,
 }
 
-/// Carries out `plan` while `job` runs, for at most `limit`; when it stops,
-/// every service it killed is running again.
-pub async fn run(platform: &mut Platform, job: Uuid, plan: &[Step], limit: Duration) -> Tally {
+/// Carries out `plan` while `job` runs and the profile's window lasts, and
+/// keeps restarting what dies until the job ends or `profile.limit` passed;
+/// when it returns, every service it killed is running again.
+pub async fn run(platform: &mut Platform, job: Uuid, plan: &[Step], profile: &Profile) -> Tally {
+    let limit = profile.limit;
     let mut tally = Tally {
         planned: plan.len(),
         ..Tally::default()
@@ -227,7 +234,10 @@ pub async fn run(platform: &mut Platform, job: Uuid, plan: &[Step], limit: Durat
             {
                 lease_again = false;
             }
-        } else if next < plan.len() && Instant::now() >= next_at {
+        } else if next < plan.len()
+            && Instant::now() >= next_at
+            && started.elapsed() < profile.window
+        {
             let action = &plan[next].action;
             if act(
                 platform,

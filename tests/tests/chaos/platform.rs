@@ -52,7 +52,9 @@ impl Platform {
         let pg = Postgres::start(home.path().join("postgres")).await;
         let (state_url, data_url) = (pg.url("trace_state"), pg.url("trace_data"));
 
-        let mut procs = Supervisor::new(bin_dir(), home.path().join("logs"));
+        let bin_dir = bin_dir();
+        let snapshot = bin_dir.join(format!("chaos-bin-{}", std::process::id()));
+        let mut procs = Supervisor::new(&bin_dir, snapshot, home.path().join("logs"));
         let dirs = Dirs {
             objects: path(&objects).to_string(),
             artifacts: path(&home.path().join("artifacts")).to_string(),

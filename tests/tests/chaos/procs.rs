@@ -61,10 +61,22 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(bin_dir: PathBuf, logs_dir: PathBuf) -> Self {
+    /// Services from the binaries in `bin_dir` as they are now: they are
+    /// hard-linked into `snapshot_dir` (on the same file system) so that a
+    /// rebuild during the run cannot change what a restart starts.
+    pub fn new(bin_dir: &Path, snapshot_dir: PathBuf, logs_dir: PathBuf) -> Self {
         std::fs::create_dir_all(&logs_dir).unwrap();
+        std::fs::create_dir_all(&snapshot_dir).unwrap();
+        for entry in std::fs::read_dir(bin_dir).unwrap().flatten() {
+            let name = entry.file_name();
+            let is_service = name.to_string_lossy().starts_with("trace-")
+                && entry.file_type().is_ok_and(|t| t.is_file());
+            if is_service {
+                let _ = std::fs::hard_link(entry.path(), snapshot_dir.join(&name));
+            }
+        }
         Self {
-            bin_dir,
+            bin_dir: snapshot_dir,
             logs_dir,
             slots: Vec::new(),
         }
@@ -238,6 +250,7 @@ impl Drop for Supervisor {
                 let _ = child.wait();
             }
         }
+        let _ = std::fs::remove_dir_all(&self.bin_dir);
     }
 }
 

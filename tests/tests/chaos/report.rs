@@ -1,6 +1,6 @@
-//! The figures of a chaos run: the queue faults counted from the
-//! dispatcher's JSON log (every incarnation appends to one file), and the
-//! report the test prints.
+//! The figures of a chaos run: the queue faults, expired leases and
+//! reconciler wake-ups counted from the dispatcher's JSON log (every
+//! incarnation appends to one file), and the report the test prints.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +20,10 @@ pub struct QueueFaults {
     pub until_end: BTreeMap<String, u64>,
     /// The last fault at or before the job's end.
     pub last_before_end: Option<DateTime<Utc>>,
+    /// Leases the reaper took back.
+    pub leases_expired: u64,
+    /// Wake-ups the reconciler wrote for tasks that waited too long.
+    pub reconciled: u64,
 }
 
 /// Counts the `fault` events of `log`, and those up to `end`.
@@ -29,7 +33,15 @@ pub fn queue_faults(log: &str, end: DateTime<Utc>) -> QueueFaults {
         let Ok(event) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        let Some(kind) = event["fields"]["fault"].as_str() else {
+        let fields = &event["fields"];
+        match fields["message"].as_str() {
+            Some("lease expired") => faults.leases_expired += 1,
+            Some("queued tasks woken again") => {
+                faults.reconciled += fields["woken"].as_u64().unwrap_or(0);
+            }
+            _ => {}
+        }
+        let Some(kind) = fields["fault"].as_str() else {
             continue;
         };
         *faults.by_kind.entry(kind.to_string()).or_default() += 1;

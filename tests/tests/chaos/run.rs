@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use num_bigint::BigUint;
 use serde_json::json;
-use trace_common::api::{JobState, JobStatus, RecordedBlocks};
+use trace_common::api::{JobState, JobStatus, RecordedBlocks, TaskState};
 use trace_tests::expected;
 use uuid::Uuid;
 
@@ -57,7 +57,7 @@ pub async fn clean_then_chaos() {
     let plan = monkey::plan(seed, &profile);
     let started = Instant::now();
     let job = submit(&platform.gw, &blocks, profile.chunk_size).await;
-    let tally = monkey::run(&mut platform, job, &plan, profile.limit).await;
+    let tally = monkey::run(&mut platform, job, &plan, &profile).await;
     lap("chaos over");
     let status = settle(&platform, job, SETTLE_LIMIT).await;
     let chaos_time = started.elapsed();
@@ -228,15 +228,34 @@ fn chaos_happened(report: &Report) -> Vec<String> {
     failures
 }
 
+/// The chaos job succeeded, every task of it; else which tasks did not,
+/// with their last error and its class.
 fn check_job(status: &JobStatus) -> Vec<String> {
     let progress = &status.job.progress;
     if status.job.state == JobState::Succeeded && progress.succeeded == progress.total {
         return Vec::new();
     }
-    vec![format!(
+    let mut failures = vec![format!(
         "the chaos job did not succeed: {:?}, {progress:?}",
         status.job.state
-    )]
+    )];
+    for task in status
+        .tasks
+        .iter()
+        .filter(|t| t.state != TaskState::Succeeded)
+    {
+        failures.push(format!(
+            "task {} ({}..={}) is {:?} after attempt {}: {} ({})",
+            task.id,
+            task.from_block,
+            task.to_block,
+            task.state,
+            task.attempt,
+            task.error.as_deref().unwrap_or("no error"),
+            task.error_class.as_deref().unwrap_or("no class")
+        ));
+    }
+    failures
 }
 
 /// The chaos job's rows are the clean job's, as many as the raw files hold
