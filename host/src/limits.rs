@@ -33,8 +33,9 @@ pub struct Limits {
     /// The most instances a component may create; a component holds
     /// several core instances. Default: 32.
     pub max_instances: usize,
-    /// The most table elements. Default: 100 000, far above what a Rust
-    /// component's function table needs.
+    /// The most table elements. Default: 20 000, the engine pool's own
+    /// ceiling per table and far above what a Rust component's function
+    /// table needs.
     pub max_table_elements: usize,
     /// The most bytes of log messages a run may write, guest lines and
     /// captured output together. Default: 1 MiB.
@@ -46,6 +47,10 @@ pub struct Limits {
     /// The most bytes of objects a run may hold written at once. Default:
     /// 256 MiB.
     pub max_object_total_bytes: u64,
+    /// The fuel each call of a deterministic run gets (about one unit per
+    /// wasm instruction); running out fails the run naming this limit.
+    /// Default: FUEL_DOC.
+    pub fuel: u64,
 }
 
 impl Default for Limits {
@@ -57,11 +62,12 @@ impl Default for Limits {
             max_log_line_bytes: 4096,
             max_stdio_bytes: 64 << 10,
             max_instances: 32,
-            max_table_elements: 100_000,
+            max_table_elements: 20_000,
             max_log_bytes: 1 << 20,
             max_objects: 1000,
             max_object_bytes: 16 << 20,
             max_object_total_bytes: 256 << 20,
+            fuel: 10_000_000_000,
         }
     }
 }
@@ -156,6 +162,12 @@ impl wasmtime::ResourceLimiter for MemoryCap {
             self.table_hit = true;
         }
         Ok(allowed)
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Growth past the pool's own maximum also counts as the cap.
+        self.table_hit = true;
+        Ok(())
     }
 
     fn instances(&self) -> usize {

@@ -5,6 +5,9 @@
 //! file, standard output and error captured within a bound), the caller's
 //! [`Capabilities`], a memory cap and an epoch deadline. Captured output is
 //! turned into log lines after the call, whatever its outcome.
+//!
+//! A run of a component loaded for [`Execution::Deterministic`] also gets a
+//! fuel budget, fixed clocks and seeded randomness (see `determinism`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +19,8 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::determinism::{self, SeededRandom, SteppedMonotonicClock, SteppedWallClock, TaskSeed};
+use crate::engine::Execution;
 use crate::host::{Host, Loaded};
 use crate::limits::{Limits, MemoryCap, Tripwire};
 use crate::log::{Level, LogHost, LogState};
@@ -49,6 +54,10 @@ pub struct RunOutput {
     pub timing: Timing,
     /// How many queries the component ran.
     pub query_calls: u64,
+    /// The fuel the call to `run` used, for a deterministic run: the same
+    /// for the same task every time, and what to size
+    /// [`Limits::fuel`] by.
+    pub fuel_consumed: Option<u64>,
 }
 
 /// How long the phases of a run took.
@@ -74,6 +83,11 @@ pub enum RunError {
         /// The cap, in bytes.
         limit_bytes: usize,
     },
+    /// The component overflowed its wasm call stack. (An overflow of the
+    /// shadow stack Rust keeps in linear memory shows as an out-of-bounds
+    /// trap instead: the engine's explicit bounds checks do not say where.)
+    #[error("component overflowed its stack")]
+    StackOverflow,
     /// The component grew a table past the cap.
     #[error("component exceeded its table limit of {limit} elements")]
     TableCap {
@@ -95,6 +109,13 @@ pub enum RunError {
     Deadline {
         /// The deadline.
         limit: Duration,
+    },
+    /// A deterministic run used up its fuel; the same task always stops at
+    /// the same point.
+    #[error("component ran out of fuel: a call may use at most {limit} units (fuel)")]
+    Fuel {
+        /// The budget of the call.
+        limit: u64,
     },
     /// The component trapped for another reason, such as a panic.
     #[error("component trapped: {message}")]
@@ -129,6 +150,8 @@ impl RunError {
 pub(crate) struct State {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// `wasi:random` of a deterministic run; none in a normal one.
+    pub(crate) seeded: SeededRandom,
     pub(crate) limiter: MemoryCap,
     pub(crate) query: QueryState,
     pub(crate) objects: ObjectsState,
@@ -183,9 +206,19 @@ impl Host {
         let stderr = MemoryOutputPipe::new(limits.max_stdio_bytes);
         let started = Instant::now();
         let tripwire = Tripwire::default();
-        let state = new_state(caps, limits, &stdout, &stderr, &tripwire);
-        let mut store = Store::new(self.engine(), state);
+        let execution = loaded.execution();
+        let wasi = wasi_ctx(execution, &task, &stdout, &stderr);
+        let seeded = match execution {
+            Execution::Normal => SeededRandom::none(),
+            Execution::Deterministic => SeededRandom::new(TaskSeed::of(&task)),
+        };
+        let state = new_state(wasi, seeded, caps, limits, &tripwire);
+        let mut store = Store::new(loaded.engine(), state);
         store.limiter(|state| &mut state.limiter);
+        if execution == Execution::Deterministic {
+            // Instantiation runs guest code too: it gets its own budget.
+            store.set_fuel(limits.fuel).map_err(host_fault)?;
+        }
         watch_epochs(
             &mut store,
             self.deadline_ticks(limits.epoch_deadline),
@@ -195,12 +228,30 @@ impl Host {
 
         let instance = loaded.pre().instantiate(&mut store);
         let instantiated = Instant::now();
+        if execution == Execution::Deterministic {
+            store.set_fuel(limits.fuel).map_err(host_fault)?;
+        }
         let result = instance.map(|udf| udf.call_run(&mut store, &task));
         let timing = Timing {
             instantiate: instantiated - started,
             call: instantiated.elapsed(),
         };
+        let fuel_consumed = match execution {
+            Execution::Normal => None,
+            Execution::Deterministic => store
+                .get_fuel()
+                .ok()
+                .map(|left| limits.fuel.saturating_sub(left)),
+        };
 
+        for (pipe, name) in [(&stdout, "standard output"), (&stderr, "standard error")] {
+            if pipe.contents().len() >= limits.max_stdio_bytes {
+                let max = limits.max_stdio_bytes;
+                tripwire.trip(format!(
+                    "a task may write at most {max} bytes to {name} (max_stdio_bytes)"
+                ));
+            }
+        }
         let state = store.data_mut();
         capture(&mut state.log, Level::Info, "stdout", &stdout);
         capture(&mut state.log, Level::Warn, "stderr", &stderr);
@@ -230,6 +281,7 @@ impl Host {
                 counters: summary.counters,
                 timing,
                 query_calls,
+                fuel_consumed,
             }),
             Ok(Ok(Err(err))) => Err(RunError::Udf(err)),
             Ok(Err(err)) => Err(trapped(&err, memory_hit, limits, &stderr)),
@@ -267,22 +319,38 @@ fn watch_epochs(
     });
 }
 
-/// A fresh store state around the caller's capabilities.
-fn new_state(
-    caps: Capabilities,
-    limits: &Limits,
+/// The WASI context of a run: nothing inherited, stdin empty, output
+/// captured; for a deterministic run, clocks fixed by the task.
+fn wasi_ctx(
+    execution: Execution,
+    task: &TaskInput,
     stdout: &MemoryOutputPipe,
     stderr: &MemoryOutputPipe,
+) -> WasiCtx {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdin(MemoryInputPipe::new(&b""[..]))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone());
+    if execution == Execution::Deterministic {
+        let start = determinism::wall_clock_start(task);
+        wasi.wall_clock(SteppedWallClock::new(start))
+            .monotonic_clock(SteppedMonotonicClock::new());
+    }
+    wasi.build()
+}
+
+/// A fresh store state around the caller's capabilities.
+fn new_state(
+    wasi: WasiCtx,
+    seeded: SeededRandom,
+    caps: Capabilities,
+    limits: &Limits,
     tripwire: &Tripwire,
 ) -> State {
-    let wasi = WasiCtxBuilder::new()
-        .stdin(MemoryInputPipe::new(&b""[..]))
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .build();
     State {
         wasi,
         table: ResourceTable::new(),
+        seeded,
         limiter: MemoryCap::new(limits),
         query: QueryState {
             host: caps.query,
@@ -341,10 +409,16 @@ fn trapped(
             limit: limits.epoch_deadline,
         };
     }
+    if err.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+        return RunError::Fuel { limit: limits.fuel };
+    }
     if memory_hit {
         return RunError::MemoryCap {
             limit_bytes: limits.memory_bytes,
         };
+    }
+    if err.downcast_ref::<Trap>() == Some(&Trap::StackOverflow) {
+        return RunError::StackOverflow;
     }
     let mut message = match err.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
@@ -363,6 +437,13 @@ fn panic_message(stderr: &[u8]) -> Option<String> {
     lines.find(|line| line.contains("panicked at"))?;
     let message = lines.next().unwrap_or_default().trim();
     Some(message.chars().take(500).collect())
+}
+
+/// A failure of the host itself to set up a run.
+fn host_fault(err: wasmtime::Error) -> RunError {
+    RunError::Host {
+        message: err.to_string(),
+    }
 }
 
 /// A readable form of the component's own error.
@@ -399,6 +480,12 @@ mod tests {
         assert_eq!(
             deadline.to_string(),
             "component exceeded its epoch deadline of 30s and was interrupted"
+        );
+        let fuel = RunError::Fuel { limit: 1000 };
+        assert_eq!(fuel.class(), FailureClass::Deterministic);
+        assert_eq!(
+            fuel.to_string(),
+            "component ran out of fuel: a call may use at most 1000 units (fuel)"
         );
     }
 }

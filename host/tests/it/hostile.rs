@@ -156,7 +156,7 @@ fn an_endless_loop_is_interrupted_at_its_deadline() {
 fn unbounded_recursion_exhausts_the_wasm_stack_by_name() {
     let ended = hostile("recurse", &limits());
 
-    ended.assert("component trapped: wasm trap: call stack exhausted", BOUND);
+    ended.assert("component overflowed its stack", BOUND);
 }
 
 #[test]
@@ -199,7 +199,6 @@ fn unbounded_table_growth_stops_at_the_table_cap() {
 }
 
 #[test]
-#[ignore = "under the default table cap the pool refuses growth first; reported as a bare trap"]
 fn unbounded_table_growth_under_the_default_limits_is_reported_as_the_table_cap() {
     let ended = run_failing(&prebuilt("table"), "{}", &limits());
 
@@ -233,15 +232,16 @@ fn a_log_flood_fails_on_the_log_line_limit() {
 }
 
 #[test]
-fn a_flood_of_printed_lines_fails_on_the_log_line_limit() {
+fn a_flood_of_printed_lines_fails_on_the_output_limit() {
     let ended = hostile("stdout-flood", &limits());
 
-    let reason = "component broke a limit: a task may write at most 1000 log lines (max_log_lines)";
+    // The lines would break max_log_lines too; the full pipe stopped the guest.
+    let reason = "component broke a limit: a task may write at most 65536 bytes to standard \
+                  output (max_stdio_bytes)";
     ended.assert(reason, BOUND);
 }
 
 #[test]
-#[ignore = "output past max_stdio_bytes is reported as a panic on a broken pipe, not as the limit"]
 fn endless_output_without_a_newline_fails_naming_the_output_limit() {
     let ended = hostile("stdout-one-line", &limits());
 

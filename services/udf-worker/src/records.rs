@@ -26,6 +26,10 @@ pub mod validate;
 /// The most rows, or alerts, in one buffer batch.
 pub const BATCH_ROWS: usize = 1000;
 
+/// The largest single record, as JSON text: 1 MiB. A batch of them still
+/// fits a queue message's bounds, and no dataset row needs more.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// What a task may publish.
 #[derive(Debug, Clone, Copy)]
 pub struct PublishLimits {
@@ -130,6 +134,16 @@ impl Publisher {
             let max = self.limits.max_records;
             return Err(RecordsError::Limit(format!(
                 "a task may publish at most {max} records (max_records)"
+            )));
+        }
+        if let Some((index, big)) = records
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.len() > MAX_RECORD_BYTES)
+        {
+            return Err(RecordsError::Limit(format!(
+                "a record may be at most {MAX_RECORD_BYTES} bytes (record {index} has {})",
+                big.len()
             )));
         }
         let bytes = self.record_bytes + records.iter().map(|r| r.len() as u64).sum::<u64>();

@@ -260,7 +260,6 @@ async fn floods_of_records_and_alerts_fail_on_the_publish_limits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "no cap on the bytes of one record: a 16 MiB record is accepted under the defaults"]
 async fn a_giant_record_is_refused_by_a_byte_limit() {
     let platform = start(30).await;
     let hostile = platform.publish("hostile");
@@ -285,10 +284,7 @@ async fn sandbox_breaches_fail_their_tasks_and_the_worker_runs_on() {
     let hostile = platform.publish("hostile");
 
     let cases = [
-        (
-            "recurse",
-            "component trapped: wasm trap: call stack exhausted",
-        ),
+        ("recurse", "component overflowed its stack"),
         (
             "log-flood",
             "component broke a limit: a task may write at most 1000 log lines (max_log_lines)",
