@@ -135,6 +135,11 @@ impl fmt::Display for Report {
             "queue faults in the whole run: {}",
             kinds(&self.faults.by_kind)
         )?;
+        writeln!(
+            f,
+            "leases expired by the reaper: {}; wake-ups written by the reconciler: {}",
+            self.faults.leases_expired, self.faults.reconciled
+        )?;
         let after = |from: DateTime<Utc>, to: DateTime<Utc>| {
             format!("{:.1} s", (to - from).num_milliseconds() as f64 / 1000.0)
         };
