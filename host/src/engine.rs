@@ -5,6 +5,22 @@
 //! microseconds from pre-allocated slots, and epoch interruption, because it
 //! bounds a call's wall time at a lower cost than fuel; a background thread
 //! advances the epoch every [`HostConfig::epoch_tick`].
+//!
+//! A host has a second engine for [`Execution::Deterministic`] runs: the
+//! same settings plus fuel, NaN canonicalisation and deterministic relaxed
+//! SIMD. Code compiled for one engine cannot run on the other, so the two
+//! keep separate artifacts: their compatibility hashes differ (fuel and
+//! relaxed SIMD are tunables, NaN canonicalisation a Cranelift flag, and
+//! wasmtime hashes all three), and the disk cache is keyed by that hash.
+//!
+//! Epoch interruption stays on in the deterministic engine. wasmtime lets
+//! both instrumentations live in one engine (each adds its own check), and
+//! the epoch callback is what stops a run that is cancelled, broke a host
+//! limit (the tripwire) or ran past its wall-time deadline. None of that is
+//! visible to a run that completes: the callback only ever continues or
+//! interrupts, so a successful run's output depends on fuel alone. Dropping
+//! epochs would leave a cancelled deterministic run to burn its whole fuel
+//! budget, which is the less safe of the two.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,8 +59,22 @@ impl Default for HostConfig {
     }
 }
 
-/// Builds the engine for `config`.
-pub(crate) fn build(config: &HostConfig) -> wasmtime::Result<Engine> {
+/// How a run executes, which is also which engine compiles its component.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Execution {
+    /// Bounded by the epoch deadline; the guest sees the host's clocks and
+    /// randomness. What every job gets unless it asks otherwise.
+    #[default]
+    Normal,
+    /// Reproducible: bounded by fuel ([`Limits::fuel`](crate::Limits::fuel))
+    /// as well as the deadline, NaNs canonicalised, clocks and random bytes
+    /// fixed by the task. Fuel costs a little more per instruction than
+    /// epochs (see `docs/benchmarks.md`).
+    Deterministic,
+}
+
+/// Builds the engine for `config` and `execution`.
+pub(crate) fn build(config: &HostConfig, execution: Execution) -> wasmtime::Result<Engine> {
     let instances = config.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
     // One component instance per running task.
@@ -72,6 +102,15 @@ pub(crate) fn build(config: &HostConfig) -> wasmtime::Result<Engine> {
     wasm.cranelift_opt_level(OptLevel::Speed);
     // Deep recursion in a guest traps instead of growing without bound.
     wasm.max_wasm_stack(1 << 20);
+    if execution == Execution::Deterministic {
+        // Counts instructions, so a run stops at the same point every time.
+        wasm.consume_fuel(true);
+        // Otherwise a NaN's bits depend on the CPU and on how code was
+        // compiled, and a guest can read them.
+        wasm.cranelift_nan_canonicalization(true);
+        // Otherwise relaxed SIMD results may differ between CPUs.
+        wasm.relaxed_simd_deterministic(true);
+    }
     Engine::new(&wasm)
 }
 
@@ -105,4 +144,28 @@ pub(crate) fn compatibility_key(engine: &Engine) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!("{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_two_engines_keep_their_artifacts_apart() {
+        let config = HostConfig {
+            max_instances: 1,
+            ..HostConfig::default()
+        };
+        let normal = build(&config, Execution::Normal).unwrap();
+        let deterministic = build(&config, Execution::Deterministic).unwrap();
+        let again = build(&config, Execution::Deterministic).unwrap();
+
+        assert_ne!(
+            compatibility_key(&normal),
+            compatibility_key(&deterministic)
+        );
+        assert_eq!(compatibility_key(&deterministic), compatibility_key(&again));
+        assert!(deterministic.get_consume_fuel() && deterministic.get_epoch_interruption());
+        assert!(!normal.get_consume_fuel() && normal.get_epoch_interruption());
+    }
 }

@@ -1,12 +1,17 @@
 //! The [`Host`]: engine, linker and the cache of loaded components.
 //!
-//! A component is compiled once per digest (or read back from the disk
-//! cache) and pre-instantiated once against the linker; every run then only
-//! instantiates from that [`Loaded`] handle, which takes microseconds.
+//! A component is compiled once per digest and engine (or read back from
+//! the disk cache) and pre-instantiated once against that engine's linker;
+//! every run then only instantiates from that [`Loaded`] handle, which takes
+//! microseconds.
+//!
+//! The host has one engine per [`Execution`]. The deterministic one is built
+//! on the first deterministic load, so a worker that never runs such a job
+//! reserves no second instance pool and starts no second epoch ticker.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -16,7 +21,8 @@ use wasmtime_wasi::WasiView;
 
 use crate::cache::DiskCache;
 use crate::check::{CheckError, ComponentInfo, check_component};
-use crate::engine::{self, HostConfig};
+use crate::determinism::{HasSeededRandom, SeededRandom};
+use crate::engine::{self, Execution, HostConfig};
 use crate::log::HasLog;
 use crate::objects::HasObjects;
 use crate::query::HasQuery;
@@ -26,14 +32,25 @@ use crate::wit::{self, UdfPre};
 
 /// Runs components; share one per process (it is `Send + Sync`).
 pub struct Host {
+    config: HostConfig,
+    normal: Runtime,
+    /// Built on first use, under `building`.
+    deterministic: OnceLock<Runtime>,
+    building: Mutex<()>,
+    loaded: Mutex<HashMap<LoadKey, Loaded>>,
+    /// One lock per digest and engine being loaded, so that tasks of one
+    /// component that start together compile it once rather than once each.
+    loading: Mutex<HashMap<LoadKey, Arc<Mutex<()>>>>,
+}
+
+/// A component as loaded for one engine: the execution and the digest.
+type LoadKey = (Execution, String);
+
+/// An engine with its linker and its artifact directory.
+struct Runtime {
     engine: Engine,
     linker: Linker<State>,
-    epoch_tick: Duration,
     disk: Option<DiskCache>,
-    loaded: Mutex<HashMap<String, Loaded>>,
-    /// One lock per digest being loaded, so that tasks of one component that
-    /// start together compile it once rather than once each.
-    loading: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 /// A component ready to run: checked, compiled and pre-instantiated.
@@ -45,6 +62,8 @@ pub struct Loaded {
 struct LoadedInner {
     digest: String,
     info: ComponentInfo,
+    execution: Execution,
+    engine: Engine,
     pre: UdfPre<State>,
 }
 
@@ -59,8 +78,18 @@ impl Loaded {
         &self.inner.info
     }
 
+    /// How runs of this handle execute; it was compiled for that engine.
+    pub fn execution(&self) -> Execution {
+        self.inner.execution
+    }
+
     pub(crate) fn pre(&self) -> &UdfPre<State> {
         &self.inner.pre
+    }
+
+    /// The engine the component was compiled for, which its stores use.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
 }
 
@@ -68,6 +97,7 @@ impl std::fmt::Debug for Loaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loaded")
             .field("digest", &self.inner.digest)
+            .field("execution", &self.inner.execution)
             .finish_non_exhaustive()
     }
 }
@@ -133,49 +163,51 @@ impl HostError {
 impl Host {
     /// Builds the engine, starts its epoch ticker and links the world.
     pub fn new(config: HostConfig) -> Result<Host, HostError> {
-        let engine = engine::build(&config).map_err(|e| HostError::Engine(e.to_string()))?;
-        engine::start_ticker(&engine, config.epoch_tick)
-            .map_err(|e| HostError::Engine(e.to_string()))?;
-        let linker = link(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
-        let disk = match &config.cache_dir {
-            Some(path) => {
-                Some(
-                    DiskCache::open(path, &engine).map_err(|source| HostError::CacheDir {
-                        path: path.clone(),
-                        source,
-                    })?,
-                )
-            }
-            None => None,
-        };
+        let normal = Runtime::new(&config, Execution::Normal)?;
         Ok(Host {
-            engine,
-            linker,
-            epoch_tick: config.epoch_tick,
-            disk,
+            config,
+            normal,
+            deterministic: OnceLock::new(),
+            building: Mutex::new(()),
             loaded: Mutex::new(HashMap::new()),
             loading: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Loads the component `bytes` published under `digest`.
+    /// Loads the component `bytes` published under `digest` for normal
+    /// runs; see [`Host::load_for`].
+    pub fn load(&self, digest: &str, bytes: &[u8]) -> Result<Loaded, HostError> {
+        self.load_for(digest, bytes, Execution::Normal)
+    }
+
+    /// Loads the component `bytes` published under `digest` for runs that
+    /// execute as `execution`.
     ///
     /// Checks that the bytes hash to the digest and pass
     /// [`check_component`], then takes the compiled component from memory,
-    /// from the disk cache, or compiles it (and stores the artifact).
-    pub fn load(&self, digest: &str, bytes: &[u8]) -> Result<Loaded, HostError> {
+    /// from the disk cache, or compiles it (and stores the artifact), for
+    /// that execution's engine: a component used both ways is compiled
+    /// twice, once per engine, and never more.
+    pub fn load_for(
+        &self,
+        digest: &str,
+        bytes: &[u8],
+        execution: Execution,
+    ) -> Result<Loaded, HostError> {
         let hex = digest_hex(digest)?;
-        if let Some(loaded) = self.cached(digest) {
+        let key = (execution, digest.to_string());
+        if let Some(loaded) = self.cached(&key) {
             return Ok(loaded);
         }
         let gate = {
             let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(loading.entry(digest.to_string()).or_default())
+            Arc::clone(loading.entry(key.clone()).or_default())
         };
         let _turn = gate.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(loaded) = self.cached(digest) {
+        if let Some(loaded) = self.cached(&key) {
             return Ok(loaded);
         }
+        let runtime = self.runtime(execution)?;
         let actual = hex::encode(Sha256::digest(bytes));
         if actual != hex {
             return Err(HostError::DigestMismatch {
@@ -187,12 +219,12 @@ impl Host {
             digest: digest.to_string(),
             source,
         })?;
-        let component = self.compile(digest, hex, bytes)?;
+        let component = runtime.compile(digest, hex, bytes)?;
         let compile_err = |e: wasmtime::Error| HostError::Compile {
             digest: digest.to_string(),
             message: e.to_string(),
         };
-        let instance_pre = self
+        let instance_pre = runtime
             .linker
             .instantiate_pre(&component)
             .map_err(compile_err)?;
@@ -201,16 +233,31 @@ impl Host {
             inner: Arc::new(LoadedInner {
                 digest: digest.to_string(),
                 info,
+                execution,
+                engine: runtime.engine.clone(),
                 pre,
             }),
         };
-        self.loaded_map().insert(digest.to_string(), loaded.clone());
+        self.loaded_map().insert(key, loaded.clone());
         Ok(loaded)
     }
 
-    /// The engine every component of this host is compiled for.
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
+    /// The runtime of `execution`, building the deterministic one on first
+    /// use.
+    fn runtime(&self, execution: Execution) -> Result<&Runtime, HostError> {
+        if execution == Execution::Normal {
+            return Ok(&self.normal);
+        }
+        if let Some(runtime) = self.deterministic.get() {
+            return Ok(runtime);
+        }
+        let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(runtime) = self.deterministic.get() {
+            return Ok(runtime);
+        }
+        let runtime = Runtime::new(&self.config, execution)?;
+        tracing::info!("deterministic engine built");
+        Ok(self.deterministic.get_or_init(|| runtime))
     }
 
     /// The epoch ticks that make up `deadline`, plus one: the ticker runs on
@@ -219,19 +266,47 @@ impl Host {
     /// just short of its deadline. A call so gets its deadline and at most
     /// one tick more.
     pub(crate) fn deadline_ticks(&self, deadline: Duration) -> u64 {
-        let tick = self.epoch_tick.as_nanos().max(1);
+        let tick = self.config.epoch_tick.as_nanos().max(1);
         (deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1
     }
 
-    fn cached(&self, digest: &str) -> Option<Loaded> {
-        self.loaded_map().get(digest).cloned()
+    fn cached(&self, key: &LoadKey) -> Option<Loaded> {
+        self.loaded_map().get(key).cloned()
     }
 
-    fn loaded_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Loaded>> {
+    fn loaded_map(&self) -> std::sync::MutexGuard<'_, HashMap<LoadKey, Loaded>> {
         // A panic while holding the lock cannot leave the map half-updated.
         self.loaded
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Runtime {
+    /// The engine of `execution` with its ticker, linker and artifact
+    /// directory.
+    fn new(config: &HostConfig, execution: Execution) -> Result<Runtime, HostError> {
+        let engine_err = |e: wasmtime::Error| HostError::Engine(e.to_string());
+        let engine = engine::build(config, execution).map_err(engine_err)?;
+        engine::start_ticker(&engine, config.epoch_tick)
+            .map_err(|e| HostError::Engine(e.to_string()))?;
+        let linker = link(&engine, execution).map_err(engine_err)?;
+        let disk = match &config.cache_dir {
+            Some(path) => {
+                Some(
+                    DiskCache::open(path, &engine).map_err(|source| HostError::CacheDir {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Runtime {
+            engine,
+            linker,
+            disk,
+        })
     }
 
     /// The compiled component, from the disk cache or freshly compiled.
@@ -265,8 +340,10 @@ impl Host {
 /// Nothing else is linked: no `wasi:sockets`, no `wasi:http`, so a
 /// component importing them could not be instantiated even if it got past
 /// the import check. The WASI context behind these interfaces is empty (see
-/// `run::new_state`).
-fn link(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+/// `run::new_state`). A deterministic linker takes `wasi:random` from the
+/// store's seeded streams instead of the host's generators (see
+/// `determinism`).
+fn link(engine: &Engine, execution: Execution) -> wasmtime::Result<Linker<State>> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
     use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
@@ -280,9 +357,18 @@ fn link(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     sync::io::streams::add_to_linker::<State, HasTable>(l, |s| s.ctx().table)?;
     clocks::wall_clock::add_to_linker::<State, WasiClocks>(l, State::clocks)?;
     clocks::monotonic_clock::add_to_linker::<State, WasiClocks>(l, State::clocks)?;
-    random::random::add_to_linker::<State, WasiRandom>(l, State::random)?;
-    random::insecure::add_to_linker::<State, WasiRandom>(l, State::random)?;
-    random::insecure_seed::add_to_linker::<State, WasiRandom>(l, State::random)?;
+    match execution {
+        Execution::Normal => {
+            random::random::add_to_linker::<State, WasiRandom>(l, State::random)?;
+            random::insecure::add_to_linker::<State, WasiRandom>(l, State::random)?;
+            random::insecure_seed::add_to_linker::<State, WasiRandom>(l, State::random)?;
+        }
+        Execution::Deterministic => {
+            random::random::add_to_linker::<State, HasSeededRandom>(l, seeded)?;
+            random::insecure::add_to_linker::<State, HasSeededRandom>(l, seeded)?;
+            random::insecure_seed::add_to_linker::<State, HasSeededRandom>(l, seeded)?;
+        }
+    }
     cli::environment::add_to_linker::<State, WasiCli>(l, State::cli)?;
     cli::exit::add_to_linker::<State, WasiCli>(l, State::cli)?;
     cli::stdin::add_to_linker::<State, WasiCli>(l, State::cli)?;
@@ -301,6 +387,11 @@ fn link(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     wit::records::add_to_linker::<State, HasRecords>(&mut linker, |state| &mut state.records)?;
     wit::log::add_to_linker::<State, HasLog>(&mut linker, |state| &mut state.log)?;
     Ok(linker)
+}
+
+/// The store's seeded random streams, for the deterministic linker.
+fn seeded(state: &mut State) -> &mut SeededRandom {
+    &mut state.seeded
 }
 
 /// Projects the store onto its resource table for the `wasi:io` bindings.

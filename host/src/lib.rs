@@ -4,8 +4,10 @@
 //! owns the engine, the linker and a cache of compiled components, loads a
 //! component by digest ([`Host::load`]) and runs it over one task
 //! ([`Host::run`]) with the [`Capabilities`] the caller provides and the
-//! [`Limits`] it sets. [`check_component`] is the cheap import check the
-//! gateway and the CLI run at publish time and the host again at load time.
+//! [`Limits`] it sets; a component loaded with [`Host::load_for`] and
+//! [`Execution::Deterministic`] runs reproducibly. [`check_component`] is
+//! the cheap import check the gateway and the CLI run at publish time and
+//! the host again at load time.
 //!
 //! Each capability of the `trace:udf` world is a module holding its trait and
 //! its WIT implementation side by side: [`query`], [`objects`], [`records`]
@@ -29,6 +31,7 @@
 
 mod cache;
 mod check;
+mod determinism;
 mod engine;
 mod host;
 mod limits;
@@ -40,7 +43,7 @@ mod run;
 mod wit;
 
 pub use check::{CheckError, ComponentInfo, HOST_WIT_VERSION, check_component};
-pub use engine::HostConfig;
+pub use engine::{Execution, HostConfig};
 pub use host::{Host, HostError, Loaded};
 pub use limits::{Breach, Limits};
 pub use log::LogHost;

@@ -7,6 +7,7 @@
 mod it {
     pub mod caps;
     pub mod check;
+    pub mod determinism;
     pub mod guests;
     pub mod hostile;
     pub mod run;
