@@ -136,15 +136,7 @@ impl DispatcherClient {
         tenant: &str,
         path: &str,
     ) -> Result<T, ClientError> {
-        let url = self.client.url(path);
-        let resp = self
-            .client
-            .http()
-            .get(&url)
-            .header(TENANT_HEADER, tenant)
-            .send()
-            .await;
-        decode(url, resp).await
+        self.send_as(reqwest::Method::GET, tenant, path).await
     }
 
     async fn post_as<T: DeserializeOwned>(
@@ -152,15 +144,19 @@ impl DispatcherClient {
         tenant: &str,
         path: &str,
     ) -> Result<T, ClientError> {
+        self.send_as(reqwest::Method::POST, tenant, path).await
+    }
+
+    /// A bodiless `method` request on `path` as `tenant`, decoded.
+    async fn send_as<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        tenant: &str,
+        path: &str,
+    ) -> Result<T, ClientError> {
         let url = self.client.url(path);
-        let resp = self
-            .client
-            .http()
-            .post(&url)
-            .header(TENANT_HEADER, tenant)
-            .send()
-            .await;
-        decode(url, resp).await
+        let req = self.client.http().request(method, &url);
+        decode(url, req.header(TENANT_HEADER, tenant).send().await).await
     }
 
     async fn post_empty<B: Serialize>(&self, path: &str, body: &B) -> Result<(), ClientError> {
