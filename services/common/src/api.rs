@@ -79,6 +79,10 @@ pub struct CreateJob {
     /// Limits below the deployment's that every task of the job runs under.
     #[serde(default)]
     pub limits: JobLimits,
+    /// Run every task reproducibly: bounded by fuel, with clocks and random
+    /// bytes fixed by the task (see docs/security.md, "Determinism").
+    #[serde(default)]
+    pub deterministic: bool,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -190,6 +194,9 @@ pub struct Lease {
     /// What the job asked for; the worker narrows its own limits to them.
     #[serde(default)]
     pub limits: JobLimits,
+    /// The job asked for deterministic execution.
+    #[serde(default)]
+    pub deterministic: bool,
 }
 
 /// `POST /v1/tasks/{id}/heartbeat` on the dispatcher.
@@ -453,6 +460,9 @@ pub struct SubmitJob {
     /// Limits below the deployment's for every task (see [`JobLimits`]).
     #[serde(default)]
     pub limits: JobLimits,
+    /// Run every task reproducibly (see [`CreateJob::deterministic`]).
+    #[serde(default)]
+    pub deterministic: bool,
 }
 
 fn mainnet() -> u64 {

@@ -56,8 +56,8 @@ pub async fn create(
     sqlx::query(
         "insert into jobs (id, tenant_id, kind, component_name, component_version, \
          component_digest, params, chain_id, from_block, to_block, chunk_size, state, \
-         max_attempts, limits) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'running', $12, $13)",
+         max_attempts, limits, deterministic) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'running', $12, $13, $14)",
     )
     .bind(id)
     .bind(&req.tenant_id)
@@ -72,6 +72,7 @@ pub async fn create(
     .bind(req.chunk_size as i64)
     .bind(i32::try_from(state.settings.max_attempts).unwrap_or(i32::MAX))
     .bind(serde_json::to_value(req.limits).expect("limits always serialise"))
+    .bind(req.deterministic)
     .execute(&mut *tx)
     .await?;
 

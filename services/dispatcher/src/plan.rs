@@ -176,6 +176,7 @@ mod tests {
             chunk_size: chunk,
             blocks,
             limits: Default::default(),
+            deterministic: false,
         }
     }
 

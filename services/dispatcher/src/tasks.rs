@@ -37,6 +37,7 @@ struct ClaimedRow {
     to_block: i64,
     blocks: Option<Vec<i64>>,
     limits: serde_json::Value,
+    deterministic: bool,
 }
 
 /// `POST /v1/tasks/{id}/claim`.
@@ -55,7 +56,7 @@ pub async fn claim(
          where t.id = $1 and j.id = t.job_id and t.state = 'queued' and j.state = 'running' \
          returning t.job_id, j.tenant_id, j.kind, t.attempt, t.lease_expires_at, \
              j.component_name, j.component_version, j.component_digest, j.params, \
-             j.chain_id, t.from_block, t.to_block, t.blocks, j.limits",
+             j.chain_id, t.from_block, t.to_block, t.blocks, j.limits, j.deterministic",
     )
     .bind(id)
     .bind(&req.worker_id)
@@ -107,6 +108,7 @@ fn lease_of(task_id: Uuid, row: ClaimedRow) -> Result<Lease, ApiError> {
         blocks: row.blocks.map(|b| b.into_iter().map(count).collect()),
         limits: serde_json::from_value(row.limits)
             .map_err(|err| ApiError::internal(format!("stored job limits: {err}")))?,
+        deterministic: row.deterministic,
     })
 }
 

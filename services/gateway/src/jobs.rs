@@ -63,6 +63,7 @@ pub(crate) async fn submit(
         chunk_size: req.chunk_size,
         blocks: req.blocks,
         limits: req.limits,
+        deterministic: req.deterministic,
     };
     let job = state
         .dispatcher
@@ -75,6 +76,7 @@ pub(crate) async fn submit(
         "component": req.component,
         "from_block": job.from_block,
         "to_block": job.to_block,
+        "deterministic": req.deterministic,
     });
     audit(
         &state.pool,

@@ -342,6 +342,7 @@ mod tests {
             to_block: 1,
             blocks: None,
             limits: Default::default(),
+            deterministic: false,
         };
         // Batching never calls the queue; it is only handed back for sending.
         let queue = Arc::new(HttpQueue::new("http://127.0.0.1:9"));

@@ -69,6 +69,7 @@ pub(super) async fn run(cli: &Cli, args: &IngestArgs) -> Result<(), Error> {
             chunk_size: args.chunk_size,
             blocks: None,
             limits: Default::default(),
+            deterministic: false,
         }]
     };
 
@@ -105,5 +106,6 @@ fn listed(args: &IngestArgs, mut blocks: Vec<u64>, tables: &[&str]) -> Option<Su
         chunk_size: args.chunk_size,
         blocks: Some(blocks),
         limits: Default::default(),
+        deterministic: false,
     })
 }

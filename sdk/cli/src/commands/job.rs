@@ -38,6 +38,10 @@ pub enum JobCommand {
         /// `memory_mib=16` or `max_records=1000`; see docs/security.md.
         #[arg(long = "limit")]
         limits: Vec<String>,
+        /// Run every task reproducibly: bounded by fuel, clocks and random
+        /// bytes fixed by the task, NaNs canonical; see docs/security.md.
+        #[arg(long)]
+        deterministic: bool,
         /// Print only the job id.
         #[arg(long)]
         quiet: bool,
@@ -87,6 +91,7 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
             params,
             chain,
             limits,
+            deterministic,
             quiet,
             wait: w,
         } => {
@@ -100,6 +105,7 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
                 chunk_size: *chunk_size,
                 blocks: None,
                 limits: parse_limits(limits)?,
+                deterministic: *deterministic,
             };
             let job: Job = client.post("/v1/jobs", &submit).await?;
             if *quiet {

@@ -86,6 +86,7 @@ impl Stack {
             chunk_size: 1,
             blocks: None,
             limits: Default::default(),
+            deterministic: false,
         };
         let job = self.dispatcher.create_job(&job).await.unwrap();
         let mut leases = Vec::new();

@@ -94,6 +94,7 @@ pub fn ingest(from: u64, to: u64, chunk: u64) -> CreateJob {
         chunk_size: chunk,
         blocks: None,
         limits: Default::default(),
+        deterministic: false,
     }
 }
 

@@ -64,6 +64,7 @@ async fn an_ingest_job_runs_to_success_through_the_worker_loop() {
             chunk_size: 1,
             blocks: None,
             limits: Default::default(),
+            deterministic: false,
         })
         .await
         .unwrap();

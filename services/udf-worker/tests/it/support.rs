@@ -145,6 +145,7 @@ impl Platform {
             chunk_size: chunk,
             blocks: None,
             limits,
+            deterministic: false,
         };
         self.dispatcher.create_job(&req).await.unwrap()
     }
