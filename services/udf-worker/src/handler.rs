@@ -2,8 +2,9 @@
 //!
 //! For each task it reads the component from object storage by digest,
 //! loads it with the shared [`Host`] (which checks the digest and the
-//! imports, and compiles once), asks the broker for the task's credentials,
-//! and runs the component on a blocking thread. Whatever the component does
+//! imports, and compiles once per engine: a job that asked for deterministic
+//! execution gets the host's deterministic one), asks the broker for the
+//! task's credentials, and runs the component on a blocking thread. Whatever the component does
 //! (returns an error, traps, breaks a limit) ends as a [`TaskFailure`] with
 //! the host's failure class; the worker itself goes on.
 
@@ -20,7 +21,7 @@ use trace_common::limits::TaskLimits;
 use trace_common::queue::Queue;
 use trace_common::queue::http::HttpQueue;
 use trace_common::worker::{TaskFailure, TaskHandler, TaskOutcome};
-use trace_host::{Capabilities, Host, Loaded, RunOutput, TaskInput};
+use trace_host::{Capabilities, Execution, Host, Loaded, RunOutput, TaskInput};
 
 use crate::bridge::Bridge;
 use crate::log::CollectedLog;
@@ -67,7 +68,8 @@ impl UdfHandler {
         self
     }
 
-    /// The loaded component of `lease`, read and compiled if need be.
+    /// The loaded component of `lease`, read and compiled if need be, for
+    /// the execution its job asked for.
     async fn load(&self, lease: &Lease) -> Result<Loaded, TaskFailure> {
         let Some(component) = &lease.component else {
             return Err(TaskFailure::deterministic(
@@ -89,8 +91,14 @@ impl UdfHandler {
                 TaskFailure::transient("the component could not be read from object storage")
             }
         })?;
+        let execution = if lease.deterministic {
+            Execution::Deterministic
+        } else {
+            Execution::Normal
+        };
         let host = self.host.clone();
-        let loaded = tokio::task::spawn_blocking(move || host.load(&digest, &bytes)).await;
+        let loaded =
+            tokio::task::spawn_blocking(move || host.load_for(&digest, &bytes, execution)).await;
         match loaded {
             Ok(Ok(loaded)) => Ok(loaded),
             Ok(Err(err)) => Err(failure(error_chain(&err), err.class())),
@@ -253,21 +261,25 @@ fn task_input(lease: &Lease) -> TaskInput {
     }
 }
 
-/// The summary stored with the task: the component's message and counters
-/// and how long the run took.
+/// The summary stored with the task: the component's message and counters,
+/// how long the run took and, for a deterministic run, the fuel it used.
 fn summary_json(output: &RunOutput) -> serde_json::Value {
     let counters: serde_json::Map<String, serde_json::Value> = output
         .counters
         .iter()
         .map(|(k, v)| (k.clone(), (*v).into()))
         .collect();
-    serde_json::json!({
+    let mut summary = serde_json::json!({
         "message": output.message,
         "counters": counters,
         "query_calls": output.query_calls,
         "instantiate_us": output.timing.instantiate.as_micros() as u64,
         "run_ms": output.timing.call.as_millis() as u64,
-    })
+    });
+    if let Some(fuel) = output.fuel_consumed {
+        summary["fuel"] = fuel.into();
+    }
+    summary
 }
 
 fn failure(reason: String, class: FailureClass) -> TaskFailure {
