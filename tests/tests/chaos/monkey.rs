@@ -30,6 +30,9 @@ pub struct Profile {
     pub name: &'static str,
     /// Blocks per task of the job (of the recorded log blocks).
     pub chunk_size: u64,
+    /// Chaos jobs run at once, each over all the blocks, so that the work
+    /// lasts through the window.
+    pub jobs: usize,
     /// `TRACE_QUEUE_FAULTS` for the dispatcher, without the seed.
     pub faults: &'static str,
     /// Kills of random services besides the required ones.
@@ -38,10 +41,10 @@ pub struct Profile {
     pub gap_ms: Range<u64>,
     /// How long a killed service or Postgres stays down, in ms.
     pub down_ms: Range<u64>,
-    /// No action starts later than this after the job's submission, so
+    /// No action starts later than this after the jobs' submission, so
     /// that the run also shows how long the platform takes to recover.
     pub window: Duration,
-    /// The chaos job must have ended within this.
+    /// The chaos jobs must have ended within this.
     pub limit: Duration,
 }
 
@@ -52,6 +55,7 @@ impl Profile {
             Ok("long") => Profile {
                 name: "long",
                 chunk_size: 2,
+                jobs: 3,
                 faults: "drop=0.1,duplicate=0.2,delay=0.2,delay_ms=1500,send_error=0.05,\
                          lose_delete=0.2",
                 extra_kills: 60,
@@ -63,6 +67,7 @@ impl Profile {
             _ => Profile {
                 name: "short",
                 chunk_size: 2,
+                jobs: 1,
                 // No `drop`: the reconciler wakes a task again only after
                 // 5 minutes (`RECONCILE_AFTER`), beyond this form's budget.
                 faults: "duplicate=0.2,delay=0.2,delay_ms=1500,send_error=0.05,lose_delete=0.2",
@@ -161,8 +166,8 @@ pub struct Tally {
     pub done: usize,
     /// When the last kill, restart or Postgres stop happened.
     pub last_action: Option<DateTime<Utc>>,
-    /// Whether the job had ended when the loop stopped.
-    pub job_ended: bool,
+    /// Whether every job had ended when the loop stopped.
+    pub jobs_ended: bool,
 }
 
 /// A lease victim waiting for the reaper.
@@ -172,10 +177,15 @@ struct Victim {
     attempt: i32,
 }
 
-/// Carries out `plan` while `job` runs and the profile's window lasts, and
-/// keeps restarting what dies until the job ends or `profile.limit` passed;
-/// when it returns, every service it killed is running again.
-pub async fn run(platform: &mut Platform, job: Uuid, plan: &[Step], profile: &Profile) -> Tally {
+/// Carries out `plan` while `jobs` run and the profile's window lasts, and
+/// keeps restarting what dies until every job ended or `profile.limit`
+/// passed; when it returns, every service it killed is running again.
+pub async fn run(
+    platform: &mut Platform,
+    jobs: &[Uuid],
+    plan: &[Step],
+    profile: &Profile,
+) -> Tally {
     let limit = profile.limit;
     let mut tally = Tally {
         planned: plan.len(),
@@ -192,8 +202,8 @@ pub async fn run(platform: &mut Platform, job: Uuid, plan: &[Step], profile: &Pr
     while started.elapsed() < limit {
         if looked.elapsed() >= Duration::from_millis(250) {
             looked = Instant::now();
-            if job_ended(platform, job).await {
-                tally.job_ended = true;
+            if jobs_ended(platform, jobs).await {
+                tally.jobs_ended = true;
                 break;
             }
         }
@@ -224,7 +234,7 @@ pub async fn run(platform: &mut Platform, job: Uuid, plan: &[Step], profile: &Pr
             let action = Action::LeaseKill;
             if act(
                 platform,
-                job,
+                jobs,
                 &action,
                 &mut restarts,
                 &mut victim,
@@ -241,7 +251,7 @@ pub async fn run(platform: &mut Platform, job: Uuid, plan: &[Step], profile: &Pr
             let action = &plan[next].action;
             if act(
                 platform,
-                job,
+                jobs,
                 action,
                 &mut restarts,
                 &mut victim,
@@ -274,7 +284,7 @@ pub async fn run(platform: &mut Platform, job: Uuid, plan: &[Step], profile: &Pr
 /// job is held by a running worker).
 async fn act(
     platform: &mut Platform,
-    job: Uuid,
+    jobs: &[Uuid],
     action: &Action,
     restarts: &mut Vec<(Instant, String)>,
     victim: &mut Option<Victim>,
@@ -282,7 +292,7 @@ async fn act(
 ) -> bool {
     match action {
         Action::LeaseKill => {
-            let Some((task, attempt, service)) = leased(platform, job).await else {
+            let Some((task, attempt, service)) = leased(platform, jobs).await else {
                 return false;
             };
             platform.procs.kill(&service);
@@ -341,9 +351,9 @@ fn restart_due(platform: &mut Platform, restarts: &mut Vec<(Instant, String)>) {
     }
 }
 
-/// A running task of `job` leased by a running UDF worker, with its attempt
-/// and that worker's service name.
-async fn leased(platform: &Platform, job: Uuid) -> Option<(Uuid, i32, String)> {
+/// A running task of `jobs` leased by a running UDF worker, with its
+/// attempt and that worker's service name.
+async fn leased(platform: &Platform, jobs: &[Uuid]) -> Option<(Uuid, i32, String)> {
     let owners: Vec<String> = UDF_WORKERS
         .iter()
         .filter(|s| platform.procs.is_running(s))
@@ -351,10 +361,10 @@ async fn leased(platform: &Platform, job: Uuid) -> Option<(Uuid, i32, String)> {
         .collect();
     let row: Option<(Uuid, i32, String)> = sqlx::query_as(
         "select id, attempt, lease_owner from tasks \
-         where job_id = $1 and state = 'running' and lease_owner = any($2) \
+         where job_id = any($1) and state = 'running' and lease_owner = any($2) \
          order by lease_expires_at limit 1",
     )
-    .bind(job)
+    .bind(jobs)
     .bind(&owners)
     .fetch_optional(&platform.state)
     .await
@@ -379,13 +389,13 @@ async fn attempt_outcome(platform: &Platform, victim: &Victim) -> Option<String>
     outcome.flatten()
 }
 
-/// Whether `job` is no longer running (errors while Postgres is down: no).
-async fn job_ended(platform: &Platform, job: Uuid) -> bool {
-    let state: Option<String> = sqlx::query_scalar("select state from jobs where id = $1")
-        .bind(job)
-        .fetch_optional(&platform.state)
-        .await
-        .ok()
-        .flatten();
-    state.is_some_and(|s| s != "running")
+/// Whether none of `jobs` is running (errors while Postgres is down: no).
+async fn jobs_ended(platform: &Platform, jobs: &[Uuid]) -> bool {
+    let running: Option<i64> =
+        sqlx::query_scalar("select count(*) from jobs where id = any($1) and state = 'running'")
+            .bind(jobs)
+            .fetch_one(&platform.state)
+            .await
+            .ok();
+    running == Some(0)
 }

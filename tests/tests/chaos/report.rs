@@ -63,13 +63,15 @@ pub struct Report {
     pub seed: u64,
     pub profile: &'static str,
     pub fault_spec: &'static str,
+    /// Chaos jobs, and their tasks together.
+    pub jobs: usize,
     pub tasks: u64,
     pub clean_job: Duration,
     pub chaos_job: Duration,
     pub tally: Tally,
     pub faults: QueueFaults,
     pub finished_at: DateTime<Utc>,
-    /// When the chaos job's rows and alerts were all visible and delivered.
+    /// When the chaos jobs' rows and alerts were all visible and delivered.
     pub settled_at: Option<DateTime<Utc>>,
 }
 
@@ -94,7 +96,7 @@ impl fmt::Display for Report {
             "form: {}; queue faults: {}",
             self.profile, self.fault_spec
         )?;
-        writeln!(f, "tasks: {}", self.tasks)?;
+        writeln!(f, "chaos jobs: {}, {} tasks in all", self.jobs, self.tasks)?;
         let secs = |d: Duration| d.as_secs_f64();
         writeln!(
             f,

@@ -8,7 +8,7 @@ use chrono::Utc;
 use num_bigint::BigUint;
 use serde_json::json;
 use trace_common::api::{JobState, JobStatus, RecordedBlocks, TaskState};
-use trace_tests::expected;
+use trace_tests::expected::{self, RawTransfer};
 use uuid::Uuid;
 
 use super::monkey::{self, Profile};
@@ -56,22 +56,36 @@ pub async fn clean_then_chaos() {
     platform.inject_faults(seed, profile.faults).await;
     let plan = monkey::plan(seed, &profile);
     let started = Instant::now();
-    let job = submit(&platform.gw, &blocks, profile.chunk_size).await;
-    let tally = monkey::run(&mut platform, job, &plan, &profile).await;
+    let mut jobs = Vec::new();
+    for _ in 0..profile.jobs {
+        jobs.push(submit(&platform.gw, &blocks, profile.chunk_size).await);
+    }
+    let tally = monkey::run(&mut platform, &jobs, &plan, &profile).await;
     lap("chaos over");
-    let status = settle(&platform, job, SETTLE_LIMIT).await;
+    let mut statuses = Vec::new();
+    for job in &jobs {
+        statuses.push(settle(&platform, *job, SETTLE_LIMIT).await);
+    }
     let chaos_time = started.elapsed();
-    let delivered = wait_for_alerts(&platform, job, SETTLE_LIMIT).await;
+    let mut delivered = true;
+    for job in &jobs {
+        delivered &= wait_for_alerts(&platform, *job, SETTLE_LIMIT).await;
+    }
     let settled_at = delivered.then(Utc::now);
-    lap("chaos job settled");
+    lap("chaos jobs settled");
 
-    let finished_at = status.job.finished_at.unwrap_or_else(Utc::now);
+    let finished_at = statuses
+        .iter()
+        .filter_map(|s| s.job.finished_at)
+        .max()
+        .unwrap_or_else(Utc::now);
     let log = std::fs::read_to_string(platform.procs.log_path(DISPATCHER)).unwrap();
     let report = Report {
         seed,
         profile: profile.name,
         fault_spec: profile.faults,
-        tasks: status.job.progress.total,
+        jobs: jobs.len(),
+        tasks: statuses.iter().map(|s| s.job.progress.total).sum(),
         clean_job: clean_time,
         chaos_job: chaos_time,
         faults: queue_faults(&log, finished_at),
@@ -81,10 +95,16 @@ pub async fn clean_then_chaos() {
     };
     eprintln!("{report}");
 
+    let (first, last) = (blocks[0], blocks[blocks.len() - 1]);
+    let transfers = expected::transfers(&trace_tests::data_dir(), first, last);
     let mut failures = chaos_happened(&report);
-    failures.extend(check_job(&status));
-    failures.extend(check_rows(&platform, clean, job, &blocks).await);
-    failures.extend(check_alerts(&platform, job, &blocks).await);
+    let clean_rows = verify::user_rows(&platform.data, clean).await;
+    failures.extend(check_clean(&platform, clean, &clean_rows, transfers.len()).await);
+    for (job, status) in jobs.iter().zip(&statuses) {
+        failures.extend(check_job(status));
+        failures.extend(check_rows(&platform, *job, &clean_rows).await);
+        failures.extend(check_alerts(&platform, *job, &transfers).await);
+    }
     assert!(
         failures.is_empty(),
         "the chaos run failed (seed {seed}):\n- {}\n{}",
@@ -236,8 +256,8 @@ fn check_job(status: &JobStatus) -> Vec<String> {
         return Vec::new();
     }
     let mut failures = vec![format!(
-        "the chaos job did not succeed: {:?}, {progress:?}",
-        status.job.state
+        "chaos job {} did not succeed: {:?}, {progress:?}",
+        status.job.id, status.job.state
     )];
     for task in status
         .tasks
@@ -258,66 +278,73 @@ fn check_job(status: &JobStatus) -> Vec<String> {
     failures
 }
 
-/// The chaos job's rows are the clean job's, as many as the raw files hold
-/// transfers, and every one is of an attempt that completed its task.
-async fn check_rows(platform: &Platform, clean: Uuid, chaos: Uuid, blocks: &[u64]) -> Vec<String> {
-    let data_dir = trace_tests::data_dir();
-    let transfers = expected::transfers(&data_dir, blocks[0], blocks[blocks.len() - 1]).len();
-    let clean_rows = verify::user_rows(&platform.data, clean).await;
-    let chaos_rows = verify::user_rows(&platform.data, chaos).await;
-    eprintln!(
-        "rows: clean {}, chaos {}, transfers in the raw files {transfers}",
-        clean_rows.len(),
-        chaos_rows.len()
-    );
+/// The clean job has as many rows as the raw files hold transfers, each of
+/// an attempt that completed its task: the yardstick for the chaos jobs.
+async fn check_clean(
+    platform: &Platform,
+    clean: Uuid,
+    rows: &[String],
+    transfers: usize,
+) -> Vec<String> {
     let mut failures = Vec::new();
-    if clean_rows.len() != transfers {
+    if rows.len() != transfers {
         failures.push(format!(
             "the clean job has {} rows, the raw files {transfers} transfers",
-            clean_rows.len()
+            rows.len()
         ));
     }
-    if chaos_rows.len() != transfers {
+    let stray = verify::rows_of_other_attempts(&platform.state, &platform.data, clean).await;
+    if !stray.is_empty() {
         failures.push(format!(
-            "the chaos job has {} rows, the raw files {transfers} transfers",
-            chaos_rows.len()
+            "the clean job has rows of attempts that did not complete: {stray:?}"
         ));
     }
-    let (missing, extra) = verify::difference(&clean_rows, &chaos_rows);
+    failures
+}
+
+/// The chaos job's rows are the clean job's, row for row, and every one is
+/// of an attempt that completed its task.
+async fn check_rows(platform: &Platform, job: Uuid, clean_rows: &[String]) -> Vec<String> {
+    let rows = verify::user_rows(&platform.data, job).await;
+    eprintln!(
+        "rows of job {job}: {} (clean: {})",
+        rows.len(),
+        clean_rows.len()
+    );
+    let mut failures = Vec::new();
+    let (missing, extra) = verify::difference(clean_rows, &rows);
     if !missing.is_empty() || !extra.is_empty() {
         let n = |rows: &[(String, i64)]| rows.iter().map(|r| r.1).sum::<i64>();
         failures.push(format!(
-            "the chaos rows differ from the clean rows: {} missing, {} extra; first extra: {:?}",
+            "the rows of job {job} differ from the clean rows: {} missing, {} extra; \
+             first extra: {:?}",
             n(&missing),
             n(&extra),
             extra.first()
         ));
     }
-    for (job, name) in [(clean, "clean"), (chaos, "chaos")] {
-        let stray = verify::rows_of_other_attempts(&platform.state, &platform.data, job).await;
-        if !stray.is_empty() {
-            failures.push(format!(
-                "the {name} job has rows of attempts that did not complete \
-                 (task, attempt, rows): {stray:?}"
-            ));
-        }
+    let stray = verify::rows_of_other_attempts(&platform.state, &platform.data, job).await;
+    if !stray.is_empty() {
+        failures.push(format!(
+            "job {job} has rows of attempts that did not complete \
+             (task, attempt, rows): {stray:?}"
+        ));
     }
     failures
 }
 
 /// The receiver holds every alert id of the chaos job, each once after
 /// de-duplication, and no other id of that job.
-async fn check_alerts(platform: &Platform, job: Uuid, blocks: &[u64]) -> Vec<String> {
-    let data_dir = trace_tests::data_dir();
-    let transfers = expected::transfers(&data_dir, blocks[0], blocks[blocks.len() - 1]);
+async fn check_alerts(platform: &Platform, job: Uuid, transfers: &[RawTransfer]) -> Vec<String> {
     let threshold: BigUint = THRESHOLD.parse().unwrap();
-    let expected = expected::above(&transfers, &threshold);
+    let expected = expected::above(transfers, &threshold);
     let stored = verify::stored_alerts(&platform.data, job).await;
     let received = verify::received_alerts(&platform.receiver, job).await;
     let received_ids: BTreeSet<String> = received.keys().cloned().collect();
     let deliveries: u64 = received.values().sum();
     eprintln!(
-        "alerts: expected {expected}, stored {}, received {} ids in {deliveries} deliveries",
+        "alerts of job {job}: expected {expected}, stored {}, received {} ids in {deliveries} \
+         deliveries",
         stored.len(),
         received_ids.len()
     );
@@ -333,7 +360,7 @@ async fn check_alerts(platform: &Platform, job: Uuid, blocks: &[u64]) -> Vec<Str
     let unknown: Vec<&String> = received_ids.difference(&stored).collect();
     if !missing.is_empty() || !unknown.is_empty() {
         failures.push(format!(
-            "the receiver lacks {} alert ids of the job and holds {} it should not: {:?} {:?}",
+            "the receiver lacks {} alert ids of job {job} and holds {} it should not: {:?} {:?}",
             missing.len(),
             unknown.len(),
             missing.first(),
