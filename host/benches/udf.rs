@@ -12,6 +12,13 @@
 //! [`QueryHost`], and the same decoding is run natively on the same bytes in
 //! the same process. It reports ns per log and the wasm/native ratio.
 //!
+//! Both (a) and (b) also run deterministically (the component loaded for
+//! [`Execution::Deterministic`]: fuel, canonical NaNs, fixed clocks and
+//! random bytes), alternating run by run with the normal variant so that
+//! both see the same machine, and report the ratio of the two and the fuel
+//! used: over every recorded log, and over the 50 latest recorded blocks as
+//! one task, the figure [`Limits::fuel`]'s default is sized by.
+//!
 //! The guests are built with `cargo build --release --target wasm32-wasip2`
 //! first, into `CARGO_TARGET_DIR` (or each guest workspace's `target/`).
 //! Figures are medians; the results are recorded in `docs/benchmarks.md`.
@@ -30,7 +37,7 @@ use trace_host::log::{Level, LogHost};
 use trace_host::objects::{ObjectError, ObjectsHost};
 use trace_host::query::{QueryError, QueryHost, QueryParam, QuerySource};
 use trace_host::records::{Alert, Column, RecordsError, RecordsHost};
-use trace_host::{Capabilities, Host, HostConfig, Limits, TaskInput};
+use trace_host::{Capabilities, Execution, Host, HostConfig, Limits, Loaded, TaskInput};
 
 /// `keccak256("Transfer(address,address,uint256)")`.
 const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
@@ -38,6 +45,8 @@ const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a116
 const THRESHOLD: &str = "1000000000000000000000";
 /// Rows per record batch of the IPC stream, as a query service would chunk them.
 const BATCH_ROWS: usize = 8192;
+/// The blocks of the task whose fuel the default budget is sized by.
+const TASK_BLOCKS: usize = 50;
 
 fn main() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -48,7 +57,7 @@ fn main() {
 
     let logs = recorded_transfer_logs(&data_dir(&repo));
     let ipc = Arc::new(ipc_stream(&logs));
-    let wasm = erc20_wasm(&erc20, &logs, &ipc);
+    let [wasm, deterministic] = erc20_wasm(&erc20, &logs, &ipc);
     let native = erc20_native(&ipc);
     let n = logs.len() as f64;
     println!(
@@ -74,6 +83,28 @@ fn main() {
         "  ratio  wasm/native {:.2} (call), {:.2} (total)",
         ns(wasm.call) / ns(native),
         ns(wasm.total) / ns(native)
+    );
+    println!(
+        "  deterministic call {:>10.1} ns/log  (median run {:?}), {} fuel ({:.0} per log)",
+        ns(deterministic.call) / n,
+        deterministic.call,
+        deterministic.fuel,
+        deterministic.fuel as f64 / n
+    );
+    println!(
+        "  ratio  deterministic/normal {:.3} (call), {:.3} (total)",
+        ns(deterministic.call) / ns(wasm.call),
+        ns(deterministic.total) / ns(wasm.total)
+    );
+
+    let recent = latest_blocks(&logs, TASK_BLOCKS);
+    let fuel = erc20_fuel(&erc20, &recent);
+    let budget = Limits::default().fuel;
+    println!(
+        "  a task of the {TASK_BLOCKS} latest recorded blocks ({} logs): {fuel} fuel, \
+         {:.1}% of the default budget of {budget}",
+        recent.len(),
+        100.0 * fuel as f64 / budget as f64
     );
 }
 
@@ -118,42 +149,103 @@ fn instantiation(noop: &Guest) {
         .collect();
 
     let host = Host::new(HostConfig::default()).expect("host builds");
-    let loaded = host.load(&noop.digest, &noop.bytes).expect("noop loads");
+    let loaded = [Execution::Normal, Execution::Deterministic].map(|execution| {
+        host.load_for(&noop.digest, &noop.bytes, execution)
+            .expect("noop loads")
+    });
     let limits = Limits::default();
-    let mut instantiate = Vec::new();
-    let mut total = Vec::new();
+    let mut instantiate = [Vec::new(), Vec::new()];
+    let mut total = [Vec::new(), Vec::new()];
     for round in 0..2_200 {
-        let started = Instant::now();
-        let out = host
-            .run(&loaded, task(1, 1, "{}"), caps(None).0, &limits)
-            .expect("noop runs");
-        let elapsed = started.elapsed();
-        if round >= 200 {
-            instantiate.push(out.timing.instantiate);
-            total.push(elapsed);
+        for (i, loaded) in loaded.iter().enumerate() {
+            let started = Instant::now();
+            let out = host
+                .run(loaded, task(1, 1, "{}"), caps(None).0, &limits)
+                .expect("noop runs");
+            let elapsed = started.elapsed();
+            if round >= 200 {
+                instantiate[i].push(out.timing.instantiate);
+                total[i].push(elapsed);
+            }
         }
     }
+    let [instantiate, det_instantiate] = instantiate.map(median);
+    let [total, det_total] = total.map(median);
     println!("noop guest ({} bytes)", noop.bytes.len());
     println!("  compile on a fresh host     {:>12?}", median(compiles));
+    println!("  instantiate (pre-instantiated) {instantiate:>9?}");
+    println!("  instantiate + run, per task  {total:>11?}");
+    println!("  the same, deterministic      {det_total:>11?} (instantiate {det_instantiate:?})");
     println!(
-        "  instantiate (pre-instantiated) {:>9?}",
-        median(instantiate)
+        "  ratio  deterministic/normal per task {:.3}",
+        ns(det_total) / ns(total)
     );
-    println!("  instantiate + run, per task  {:>11?}", median(total));
 }
 
-/// What one wasm run of erc20-transfers took.
+/// What the wasm runs of erc20-transfers took, and the fuel one used.
 struct WasmTiming {
     call: Duration,
     total: Duration,
+    fuel: u64,
 }
 
-/// (b), in the component: the median of 15 runs after 2 warm-up runs.
-fn erc20_wasm(guest: &Guest, logs: &[LogRow], ipc: &Arc<Vec<u8>>) -> WasmTiming {
+/// (b), in the component, normally and deterministically: the medians of
+/// 15 runs each after 2 warm-up runs, the two variants taking turns.
+fn erc20_wasm(guest: &Guest, logs: &[LogRow], ipc: &Arc<Vec<u8>>) -> [WasmTiming; 2] {
+    let host = Host::new(HostConfig::default()).expect("host builds");
+    let loaded = [Execution::Normal, Execution::Deterministic].map(|execution| {
+        host.load_for(&guest.digest, &guest.bytes, execution)
+            .expect("erc20-transfers loads")
+    });
+    let mut calls = [Vec::new(), Vec::new()];
+    let mut totals = [Vec::new(), Vec::new()];
+    let mut fuel = [0, 0];
+    for round in 0..17 {
+        for (i, loaded) in loaded.iter().enumerate() {
+            let out = erc20_run(&host, loaded, logs, ipc);
+            fuel[i] = out.fuel_consumed.unwrap_or(0);
+            if round >= 2 {
+                calls[i].push(out.timing.call);
+                totals[i].push(out.timing.instantiate + out.timing.call);
+            }
+        }
+    }
+    let [calls, det_calls] = calls.map(median);
+    let [totals, det_totals] = totals.map(median);
+    [
+        WasmTiming {
+            call: calls,
+            total: totals,
+            fuel: fuel[0],
+        },
+        WasmTiming {
+            call: det_calls,
+            total: det_totals,
+            fuel: fuel[1],
+        },
+    ]
+}
+
+/// The fuel erc20-transfers uses on one deterministic task over `logs`.
+fn erc20_fuel(guest: &Guest, logs: &[LogRow]) -> u64 {
     let host = Host::new(HostConfig::default()).expect("host builds");
     let loaded = host
-        .load(&guest.digest, &guest.bytes)
+        .load_for(&guest.digest, &guest.bytes, Execution::Deterministic)
         .expect("erc20-transfers loads");
+    let ipc = Arc::new(ipc_stream(logs));
+    let out = erc20_run(&host, &loaded, logs, &ipc);
+    out.fuel_consumed
+        .expect("a deterministic run counts its fuel")
+}
+
+/// One run of erc20-transfers over `logs` served as `ipc`, checked against
+/// what it read and published.
+fn erc20_run(
+    host: &Host,
+    loaded: &Loaded,
+    logs: &[LogRow],
+    ipc: &Arc<Vec<u8>>,
+) -> trace_host::RunOutput {
     let limits = Limits {
         memory_bytes: 256 << 20,
         ..Limits::default()
@@ -161,29 +253,26 @@ fn erc20_wasm(guest: &Guest, logs: &[LogRow], ipc: &Arc<Vec<u8>>) -> WasmTiming 
     let first = logs.iter().map(|l| l.block_number).min().unwrap_or(0) as u64;
     let last = logs.iter().map(|l| l.block_number).max().unwrap_or(0) as u64;
     let params = format!(r#"{{"threshold": "{THRESHOLD}"}}"#);
+    let (caps, published) = caps(Some(ipc.clone()));
+    let out = host
+        .run(loaded, task(first, last, &params), caps, &limits)
+        .unwrap_or_else(|e| panic!("erc20-transfers failed: {e}"));
+    let counter = |name: &str| out.counters.iter().find(|(n, _)| n == name).map(|c| c.1);
+    let published = published.load(Ordering::Relaxed);
+    assert_eq!(counter("logs_read"), Some(logs.len() as u64));
+    assert_eq!(counter("transfers"), Some(published));
+    out
+}
 
-    let mut calls = Vec::new();
-    let mut totals = Vec::new();
-    for round in 0..17 {
-        let (caps, published) = caps(Some(ipc.clone()));
-        let out = host
-            .run(&loaded, task(first, last, &params), caps, &limits)
-            .unwrap_or_else(|e| panic!("erc20-transfers failed: {e}"));
-        let counter = |name: &str| out.counters.iter().find(|(n, _)| n == name).map(|c| c.1);
-        assert_eq!(counter("logs_read"), Some(logs.len() as u64));
-        assert_eq!(
-            counter("transfers"),
-            Some(published.load(Ordering::Relaxed))
-        );
-        if round >= 2 {
-            calls.push(out.timing.call);
-            totals.push(out.timing.instantiate + out.timing.call);
-        }
-    }
-    WasmTiming {
-        call: median(calls),
-        total: median(totals),
-    }
+/// The logs of the `blocks` highest-numbered blocks that have any.
+fn latest_blocks(logs: &[LogRow], blocks: usize) -> Vec<LogRow> {
+    let mut numbers: Vec<i64> = logs.iter().map(|l| l.block_number).collect();
+    numbers.dedup();
+    let from = numbers[numbers.len().saturating_sub(blocks)];
+    logs.iter()
+        .filter(|l| l.block_number >= from)
+        .cloned()
+        .collect()
 }
 
 /// (b), natively: the same decoding, alerts and record serialisation on the
@@ -206,6 +295,7 @@ fn erc20_native(ipc: &[u8]) -> Duration {
 }
 
 /// One `logs` row as the query returns it.
+#[derive(Clone)]
 struct LogRow {
     address: String,
     topic1: Option<String>,
