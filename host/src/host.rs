@@ -161,7 +161,8 @@ impl HostError {
 }
 
 impl Host {
-    /// Builds the engine, starts its epoch ticker and links the world.
+    /// Builds the engine, starts its epoch ticker and links the world; the
+    /// deterministic engine waits for the first deterministic load.
     pub fn new(config: HostConfig) -> Result<Host, HostError> {
         let normal = Runtime::new(&config, Execution::Normal)?;
         Ok(Host {
@@ -207,7 +208,6 @@ impl Host {
         if let Some(loaded) = self.cached(&key) {
             return Ok(loaded);
         }
-        let runtime = self.runtime(execution)?;
         let actual = hex::encode(Sha256::digest(bytes));
         if actual != hex {
             return Err(HostError::DigestMismatch {
@@ -219,6 +219,7 @@ impl Host {
             digest: digest.to_string(),
             source,
         })?;
+        let runtime = self.runtime(execution)?;
         let component = runtime.compile(digest, hex, bytes)?;
         let compile_err = |e: wasmtime::Error| HostError::Compile {
             digest: digest.to_string(),

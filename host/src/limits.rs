@@ -50,7 +50,7 @@ pub struct Limits {
     /// The fuel each call of a deterministic run gets (about one unit per
     /// wasm instruction); running out fails the run naming this limit.
     /// Default: 10 000 000 000, 25 times what erc20-transfers uses on a task
-    /// of 50 recorded mainnet blocks (0.4 billion) and about 3 s of guest
+    /// of 50 recorded mainnet blocks (0.4 billion) and about 2 s of guest
     /// code on the build machine: a normal task fits many times over, and a
     /// runaway loop fails by fuel, the same way every time, long before the
     /// 30 s epoch deadline would stop it at a point that depends on the
