@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -28,6 +27,7 @@ use crate::objects::HasObjects;
 use crate::query::HasQuery;
 use crate::records::HasRecords;
 use crate::run::State;
+use crate::sleep::{CappedClock, HasCappedClock};
 use crate::wit::{self, UdfPre};
 
 /// Runs components; share one per process (it is `Send + Sync`).
@@ -261,16 +261,6 @@ impl Host {
         Ok(self.deterministic.get_or_init(|| runtime))
     }
 
-    /// The epoch ticks that make up `deadline`, plus one: the ticker runs on
-    /// its own clock, so the first tick comes anywhere within one tick of a
-    /// call starting, and without the extra tick a call could be stopped
-    /// just short of its deadline. A call so gets its deadline and at most
-    /// one tick more.
-    pub(crate) fn deadline_ticks(&self, deadline: Duration) -> u64 {
-        let tick = self.config.epoch_tick.as_nanos().max(1);
-        (deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1
-    }
-
     fn cached(&self, key: &LoadKey) -> Option<Loaded> {
         self.loaded_map().get(key).cloned()
     }
@@ -357,7 +347,13 @@ fn link(engine: &Engine, execution: Execution) -> wasmtime::Result<Linker<State>
     sync::io::poll::add_to_linker::<State, HasTable>(l, |s| s.ctx().table)?;
     sync::io::streams::add_to_linker::<State, HasTable>(l, |s| s.ctx().table)?;
     clocks::wall_clock::add_to_linker::<State, WasiClocks>(l, State::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<State, WasiClocks>(l, State::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<State, HasCappedClock>(l, |s| {
+        let ends = s.call_ends;
+        CappedClock {
+            clocks: s.clocks(),
+            ends,
+        }
+    })?;
     match execution {
         Execution::Normal => {
             random::random::add_to_linker::<State, WasiRandom>(l, State::random)?;

@@ -40,6 +40,7 @@ pub mod objects;
 pub mod query;
 pub mod records;
 mod run;
+mod sleep;
 mod wit;
 
 pub use check::{CheckError, ComponentInfo, HOST_WIT_VERSION, check_component};

@@ -153,6 +153,9 @@ pub(crate) struct State {
     /// `wasi:random` of a deterministic run; none in a normal one.
     pub(crate) seeded: SeededRandom,
     pub(crate) limiter: MemoryCap,
+    /// When the call must end: epoch checks interrupt the guest past it,
+    /// and sleeps are cut to end by it.
+    pub(crate) call_ends: Instant,
     pub(crate) query: QueryState,
     pub(crate) objects: ObjectsState,
     pub(crate) records: RecordsState,
@@ -219,12 +222,8 @@ impl Host {
             // Instantiation runs guest code too: it gets its own budget.
             store.set_fuel(limits.fuel).map_err(host_fault)?;
         }
-        watch_epochs(
-            &mut store,
-            self.deadline_ticks(limits.epoch_deadline),
-            cancel.clone(),
-            tripwire.clone(),
-        );
+        let ends = store.data().call_ends;
+        watch_epochs(&mut store, ends, cancel.clone(), tripwire.clone());
 
         let instance = loaded.pre().instantiate(&mut store);
         let instantiated = Instant::now();
@@ -295,23 +294,24 @@ impl Host {
     }
 }
 
-/// Checks the store at every epoch tick: interrupts it once `deadline`
-/// ticks have passed, `cancel` is set or a limit tripped `tripwire`.
+/// Checks the store at every epoch tick: interrupts it once the wall clock
+/// passed `ends`, `cancel` is set or a limit tripped `tripwire`. Wall time,
+/// not a count of ticks: time a guest spent in host calls (a query, a cut
+/// sleep) passes no epoch check, and still counts.
 ///
 /// A callback per tick (every 10 ms by default) costs nothing measurable,
 /// and it is what lets a cancelled task stop without waiting for its
 /// deadline.
 fn watch_epochs(
     store: &mut Store<State>,
-    deadline: u64,
+    ends: Instant,
     cancel: Arc<AtomicBool>,
     tripwire: Tripwire,
 ) {
-    let mut ticks = 0u64;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        ticks += 1;
-        if ticks >= deadline || cancel.load(Ordering::Relaxed) || tripwire.is_tripped() {
+        let late = Instant::now() >= ends;
+        if late || cancel.load(Ordering::Relaxed) || tripwire.is_tripped() {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Continue(1))
@@ -352,6 +352,7 @@ fn new_state(
         table: ResourceTable::new(),
         seeded,
         limiter: MemoryCap::new(limits),
+        call_ends: Instant::now() + limits.epoch_deadline,
         query: QueryState {
             host: caps.query,
             calls: 0,

@@ -216,6 +216,21 @@ fn unbounded_table_growth_under_the_default_limits_is_reported_as_the_table_cap(
 }
 
 #[test]
+fn sleeping_for_ever_is_stopped_at_the_deadline() {
+    let deadline = Duration::from_secs(1);
+    let limits = Limits {
+        epoch_deadline: deadline,
+        ..limits()
+    };
+
+    let ended = hostile("sleep", &limits);
+
+    let reason = "component exceeded its epoch deadline of 1s and was interrupted";
+    ended.assert(reason, BOUND);
+    assert!(ended.elapsed >= deadline, "took {:?}", ended.elapsed);
+}
+
+#[test]
 fn handles_opened_without_end_stop_at_the_store_handle_limit() {
     let ended = hostile("handles", &limits());
 

@@ -45,6 +45,7 @@ impl Guest for Hostile {
             "stdout-flood" => sandbox::stdout_flood(),
             "stdout-one-line" => sandbox::stdout_one_line(),
             "handles" => sandbox::handles(),
+            "sleep" => sandbox::sleep(),
             "panic" => panic!("hostile panic"),
             "files" => sandbox::files(),
             "env" => sandbox::env(),

@@ -72,6 +72,13 @@ pub fn handles() -> Result<Summary, UdfError> {
     }
 }
 
+/// Sleeps for ever, in a host call where epochs cannot interrupt it.
+pub fn sleep() -> Result<Summary, UdfError> {
+    loop {
+        std::thread::sleep(std::time::Duration::MAX);
+    }
+}
+
 /// Tries to read, write and list files, inside and outside any directory.
 pub fn files() -> Result<Summary, UdfError> {
     let count = |n: usize| n.to_string();
