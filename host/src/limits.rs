@@ -84,17 +84,27 @@ pub struct Breach {
     pub message: String,
 }
 
-/// Shared by a run's capabilities and its epoch watcher: set once, by the
-/// first limit broken.
+/// Shared by a run's capabilities and its epoch watcher: the first limit
+/// broken, and the first platform service that was unavailable to a call.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Tripwire(Arc<Mutex<Option<Breach>>>);
+pub(crate) struct Tripwire(Arc<Mutex<Marks>>);
+
+#[derive(Debug, Default)]
+struct Marks {
+    breach: Option<Breach>,
+    outage: Option<String>,
+}
 
 impl Tripwire {
+    fn marks(&self) -> std::sync::MutexGuard<'_, Marks> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Records `message` as the breach unless one was recorded already.
     pub(crate) fn trip(&self, message: impl Into<String>) {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some(Breach {
+        let mut marks = self.marks();
+        if marks.breach.is_none() {
+            marks.breach = Some(Breach {
                 message: message.into(),
             });
         }
@@ -102,12 +112,28 @@ impl Tripwire {
 
     /// The breach, if any.
     pub(crate) fn breach(&self) -> Option<Breach> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.marks().breach.clone()
     }
 
     /// Whether a limit was broken.
     pub(crate) fn is_tripped(&self) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.marks().breach.is_some()
+    }
+
+    /// Records that a capability call found a platform service unavailable
+    /// (`what` says which), unless one did already. A component that then
+    /// fails may well have failed because of it, so the failure is
+    /// transient, not the component's own.
+    pub(crate) fn outage(&self, what: impl Into<String>) {
+        let mut marks = self.marks();
+        if marks.outage.is_none() {
+            marks.outage = Some(what.into());
+        }
+    }
+
+    /// The first outage a call met, if any.
+    pub(crate) fn outage_seen(&self) -> Option<String> {
+        self.marks().outage.clone()
     }
 }
 

@@ -45,6 +45,13 @@ pub(crate) struct ObjectsState {
 }
 
 impl ObjectsState {
+    /// Notes an outage of the object store for the run's classification.
+    fn watch<T>(&self, result: &Result<T, ObjectError>) {
+        if let Err(ObjectError::Unavailable(message)) = result {
+            self.tripwire.outage(format!("objects: {message}"));
+        }
+    }
+
     /// Refuses a put of `size` bytes under `key` that would break a limit.
     fn admit(&self, key: &str, size: usize) -> Result<(), ObjectError> {
         if size > self.max_object_bytes {
@@ -90,7 +97,9 @@ impl wit::Host for ObjectsState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, ObjectError> {
         let _span = tracing::debug_span!("host.objects.get").entered();
         valid_key(&key)?;
-        self.host.get(&key)
+        let result = self.host.get(&key);
+        self.watch(&result);
+        result
     }
 
     fn put(&mut self, key: String, value: Vec<u8>) -> Result<(), ObjectError> {
@@ -106,7 +115,7 @@ impl wit::Host for ObjectsState {
             Err(ObjectError::TooLarge(size)) => self.tripwire.trip(format!(
                 "the object store refused an object of {size} bytes as too large"
             )),
-            Err(_) => {}
+            Err(_) => self.watch(&result),
         }
         result
     }
@@ -114,7 +123,9 @@ impl wit::Host for ObjectsState {
     fn list(&mut self, prefix: String) -> Result<Vec<String>, ObjectError> {
         let _span = tracing::debug_span!("host.objects.list").entered();
         check_prefix(&prefix).map_err(|err| ObjectError::InvalidKey(err.to_string()))?;
-        self.host.list(&prefix)
+        let result = self.host.list(&prefix);
+        self.watch(&result);
+        result
     }
 
     fn delete(&mut self, key: String) -> Result<(), ObjectError> {
@@ -124,6 +135,7 @@ impl wit::Host for ObjectsState {
         if result.is_ok() {
             self.written.remove(&key);
         }
+        self.watch(&result);
         result
     }
 }

@@ -48,9 +48,15 @@ impl wit::Host for QueryState {
         self.calls += 1;
         let _span = tracing::debug_span!("host.query", params = params.len()).entered();
         let result = self.host.execute(&sql, params, source);
-        if let Err(QueryError::Limit(message)) = &result {
-            self.tripwire
-                .trip(format!("a query broke a limit: {message}"));
+        match &result {
+            Err(QueryError::Limit(message)) => {
+                self.tripwire
+                    .trip(format!("a query broke a limit: {message}"));
+            }
+            Err(QueryError::Unavailable(message)) => {
+                self.tripwire.outage(format!("query: {message}"));
+            }
+            _ => {}
         }
         result
     }

@@ -30,8 +30,12 @@ pub(crate) struct RecordsState {
 
 impl RecordsState {
     fn watch(&self, result: Result<(), RecordsError>) -> Result<(), RecordsError> {
-        if let Err(RecordsError::Limit(message)) = &result {
-            self.tripwire.trip(message.clone());
+        match &result {
+            Err(RecordsError::Limit(message)) => self.tripwire.trip(message.clone()),
+            Err(RecordsError::Unavailable(message)) => {
+                self.tripwire.outage(format!("records: {message}"));
+            }
+            _ => {}
         }
         result
     }

@@ -123,6 +123,16 @@ pub enum RunError {
         /// What wasmtime reported, and the panic message when there was one.
         message: String,
     },
+    /// The component failed (its own error or a trap) after a capability
+    /// call found a platform service unavailable: most likely because of it,
+    /// so another attempt may work.
+    #[error("component failed after a platform service was unavailable ({service}): {failure}")]
+    AfterOutage {
+        /// Which call met the outage, and what it was told.
+        service: String,
+        /// How the component failed.
+        failure: Box<RunError>,
+    },
     /// The caller cancelled the run (the job was cancelled or the lease
     /// lost) and it was interrupted at the next epoch tick.
     #[error("the run was cancelled")]
@@ -140,7 +150,9 @@ impl RunError {
     /// transient.
     pub fn class(&self) -> FailureClass {
         match self {
-            Self::Host { .. } | Self::Cancelled => FailureClass::Transient,
+            Self::Host { .. } | Self::Cancelled | Self::AfterOutage { .. } => {
+                FailureClass::Transient
+            }
             _ => FailureClass::Deterministic,
         }
     }
@@ -274,7 +286,7 @@ impl Host {
                 limit: limits.max_table_elements,
             });
         }
-        match result {
+        let outcome = match result {
             Ok(Ok(Ok(summary))) => Ok(RunOutput {
                 message: summary.message,
                 counters: summary.counters,
@@ -290,6 +302,16 @@ impl Host {
             Err(err) => Err(RunError::Host {
                 message: err.to_string(),
             }),
+        };
+        // A failure after an outage is not the component's own.
+        match (outcome, tripwire.outage_seen()) {
+            (Err(failure @ (RunError::Udf(_) | RunError::Trap { .. })), Some(service)) => {
+                Err(RunError::AfterOutage {
+                    service,
+                    failure: Box::new(failure),
+                })
+            }
+            (outcome, _) => outcome,
         }
     }
 }

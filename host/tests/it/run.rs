@@ -317,3 +317,51 @@ fn a_cancelled_run_stops_long_before_its_deadline() {
         started.elapsed()
     );
 }
+
+/// A query service that is down.
+struct Down;
+
+impl trace_host::QueryHost for Down {
+    fn execute(
+        &mut self,
+        _sql: &str,
+        _params: Vec<QueryParam>,
+        _source: QuerySource,
+    ) -> Result<Vec<u8>, trace_host::query::QueryError> {
+        Err(trace_host::query::QueryError::Unavailable(
+            "the query service is unavailable".into(),
+        ))
+    }
+}
+
+#[test]
+fn a_component_that_gives_up_during_an_outage_fails_transiently() {
+    let host = host();
+    let echo = guest("echo");
+    let loaded = host.load(&echo.digest, &echo.bytes).unwrap();
+    let (mut caps, _) = recording();
+    caps.query = Box::new(Down);
+
+    let err = host
+        .run(&loaded, task(1, 1, "{}"), caps, &Limits::default())
+        .unwrap_err();
+
+    assert_eq!(err.class(), FailureClass::Transient);
+    assert_eq!(
+        err.to_string(),
+        "component failed after a platform service was unavailable (query: the query service \
+         is unavailable): component failed: gave up after a host call failed: \
+         QueryError::Unavailable(\"the query service is unavailable\")"
+    );
+    // The same component's own error, with every service up, stays deterministic.
+    let (caps, _) = recording();
+    let err = host
+        .run(
+            &loaded,
+            task(1, 1, r#"{"fail":"no"}"#),
+            caps,
+            &Limits::default(),
+        )
+        .unwrap_err();
+    assert_eq!(err.class(), FailureClass::Deterministic);
+}
