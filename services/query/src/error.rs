@@ -1,7 +1,8 @@
 //! Why a query was not answered, and how each reason reaches the client.
 //!
 //! Client mistakes (`invalid_query`, `denied`, `limit_exceeded`, `timeout`)
-//! carry a message meant for the query's author; internal failures are
+//! carry a message meant for the query's author; a database that cannot be
+//! reached is `unavailable` (503, worth retrying); internal failures are
 //! logged once and answered as a bare `internal`.
 
 use std::time::Duration;
@@ -25,6 +26,10 @@ pub enum QueryError {
     /// The query ran longer than the statement timeout.
     #[error("query exceeded the statement timeout of `{}` ms", .0.as_millis())]
     Timeout(Duration),
+    /// The database cannot be reached now (a lost connection, a restart, an
+    /// exhausted pool); asking again later may work.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// The database, the lake or the encoder failed.
     #[error("internal failure: {0}")]
     Internal(String),
@@ -41,6 +46,7 @@ impl From<QueryError> for ApiError {
             e @ QueryError::Timeout(_) => {
                 ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", e.to_string())
             }
+            QueryError::Unavailable(cause) => ApiError::unavailable(cause),
             QueryError::Internal(cause) => ApiError::internal(cause),
         }
     }

@@ -209,12 +209,24 @@ impl PgSource {
 
     fn db_error(&self, err: sqlx::Error) -> QueryError {
         let Some(db) = err.as_database_error() else {
-            return QueryError::Internal(err.to_string());
+            return match err {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_) => QueryError::Unavailable(err.to_string()),
+                _ => QueryError::Internal(err.to_string()),
+            };
         };
         let code = db.code().map(|c| c.to_string()).unwrap_or_default();
         let message = db.message().to_string();
         match code.as_str() {
             "57014" => QueryError::Timeout(self.limits.timeout),
+            // Connection exceptions, and the server shutting down or starting.
+            c if c.starts_with("08") && !message.contains("parameters") => {
+                QueryError::Unavailable(message)
+            }
+            "57P01" | "57P02" | "57P03" => QueryError::Unavailable(message),
             "25006" => QueryError::Denied(format!("the query may only read: {message}")),
             "42501" => QueryError::Denied(message),
             // A bind with fewer or more values than the statement's `$n`.
