@@ -90,22 +90,45 @@ macro_rules! each_limit {
     };
 }
 
+/// Why a job's limits were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitRefusal {
+    /// A limit of zero would refuse every task.
+    #[error("limit `{0}` must be at least 1")]
+    Zero(&'static str),
+    /// More than the deployment allows.
+    #[error("limit `{name}` of {value} is above the maximum of {max}")]
+    AboveMaximum {
+        name: &'static str,
+        value: u64,
+        max: u64,
+    },
+}
+
+impl LimitRefusal {
+    /// The API error code: `invalid_limit` or `limit_too_high`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Zero(_) => "invalid_limit",
+            Self::AboveMaximum { .. } => "limit_too_high",
+        }
+    }
+}
+
 impl TaskLimits {
     /// Refuses a job's request that asks for more than these maxima, or for
     /// zero of anything, naming the first such limit.
-    pub fn admit(&self, asked: &JobLimits) -> Result<(), String> {
+    pub fn admit(&self, asked: &JobLimits) -> Result<(), LimitRefusal> {
         macro_rules! check {
             ($name:ident) => {
                 match asked.$name {
-                    Some(0) => {
-                        return Err(format!("limit `{}` must be at least 1", stringify!($name)));
-                    }
+                    Some(0) => return Err(LimitRefusal::Zero(stringify!($name))),
                     Some(value) if value > self.$name => {
-                        return Err(format!(
-                            "limit `{}` of {value} is above the maximum of {}",
-                            stringify!($name),
-                            self.$name
-                        ));
+                        return Err(LimitRefusal::AboveMaximum {
+                            name: stringify!($name),
+                            value,
+                            max: self.$name,
+                        });
                     }
                     _ => {}
                 }
@@ -151,19 +174,20 @@ mod tests {
             memory_mib: Some(65),
             ..JobLimits::default()
         };
+        let refused = maxima.admit(&greedy).unwrap_err();
         assert_eq!(
-            maxima.admit(&greedy),
-            Err("limit `memory_mib` of 65 is above the maximum of 64".to_string())
+            refused.to_string(),
+            "limit `memory_mib` of 65 is above the maximum of 64"
         );
+        assert_eq!(refused.code(), "limit_too_high");
         assert_eq!(maxima.narrowed(&greedy).memory_mib, 64);
         let zero = JobLimits {
             max_log_lines: Some(0),
             ..JobLimits::default()
         };
-        assert_eq!(
-            maxima.admit(&zero),
-            Err("limit `max_log_lines` must be at least 1".to_string())
-        );
+        let refused = maxima.admit(&zero).unwrap_err();
+        assert_eq!(refused.to_string(), "limit `max_log_lines` must be at least 1");
+        assert_eq!(refused.code(), "invalid_limit");
     }
 
     #[test]

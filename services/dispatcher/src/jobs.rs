@@ -35,7 +35,7 @@ pub async fn create(
         .settings
         .maxima
         .admit(&req.limits)
-        .map_err(|msg| ApiError::bad_request("limit_too_high", msg))?;
+        .map_err(|refusal| ApiError::bad_request(refusal.code(), refusal.to_string()))?;
     let id = Uuid::now_v7();
     let queue = match req.kind {
         JobKind::Udf => QUEUE_TASKS_UDF,

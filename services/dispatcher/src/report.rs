@@ -114,11 +114,17 @@ pub async fn fail(
     .bind(&class)
     .execute(&mut *tx)
     .await?;
+    // An attempt stopped because its job was cancelled did not fail.
+    let outcome = if next == "cancelled" {
+        "cancelled"
+    } else {
+        "failed"
+    };
     finish_attempt(
         &mut tx,
         id,
         req.attempt,
-        "failed",
+        outcome,
         Some(&reason),
         Some(&class),
     )

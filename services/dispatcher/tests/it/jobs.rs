@@ -125,7 +125,7 @@ async fn every_invalid_job_is_refused_with_a_clear_code_and_nothing_written() {
         ),
         (
             with(&udf_base, "limits", json!({ "max_records": 0 })),
-            "limit_too_high",
+            "invalid_limit",
         ),
         (
             with(&udf_base, "limits", json!({ "fuel": 1 })),
