@@ -112,7 +112,24 @@ impl IntoResponse for ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// A value Postgres refuses (SQLSTATE class 22, data exception: a NUL in
+    /// text, a number out of range) is the request's fault and answers 400,
+    /// so a client does not retry it; a lost or exhausted database answers
+    /// 503; anything else is internal.
     fn from(err: sqlx::Error) -> Self {
-        Self::internal(err)
+        match &err {
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+                tracing::warn!(error = %err, "a stored value was refused");
+                Self::bad_request(
+                    "invalid_value",
+                    format!("a value in the request cannot be stored: {}", db.message()),
+                )
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => Self::unavailable(err),
+            _ => Self::internal(err),
+        }
     }
 }

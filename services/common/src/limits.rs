@@ -90,6 +90,26 @@ macro_rules! each_limit {
     };
 }
 
+impl JobLimits {
+    /// Limits written as `name=value` pairs (the CLI's `--limit`, the
+    /// dispatcher's `--limit-maximum`), refusing unknown names and values
+    /// that are not whole numbers; the message names the pair.
+    pub fn from_pairs(pairs: &[String]) -> Result<Self, String> {
+        let mut object = serde_json::Map::new();
+        for pair in pairs {
+            let Some((name, value)) = pair.split_once('=') else {
+                return Err(format!("`{pair}` is not name=value"));
+            };
+            let value: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{pair}`: the value is not a whole number"))?;
+            object.insert(name.trim().to_string(), value.into());
+        }
+        serde_json::from_value(object.into()).map_err(|err| err.to_string())
+    }
+}
+
 /// Why a job's limits were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitRefusal {
@@ -138,6 +158,23 @@ impl TaskLimits {
         Ok(())
     }
 
+    /// These limits with each one `set` names replaced by its value, up or
+    /// down: how a deployment configures its maxima. Zero is refused.
+    pub fn configured(&self, set: &JobLimits) -> Result<TaskLimits, LimitRefusal> {
+        let mut out = *self;
+        macro_rules! set {
+            ($name:ident) => {
+                match set.$name {
+                    Some(0) => return Err(LimitRefusal::Zero(stringify!($name))),
+                    Some(value) => out.$name = value,
+                    None => {}
+                }
+            };
+        }
+        each_limit!(set);
+        Ok(out)
+    }
+
     /// These limits lowered to what `asked` asks for, never raised.
     pub fn narrowed(&self, asked: &JobLimits) -> TaskLimits {
         let mut out = *self;
@@ -156,6 +193,25 @@ impl TaskLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_name_limits_and_a_deployment_may_raise_or_lower_its_maxima() {
+        let pairs = ["memory_mib=128".to_string(), " max_alerts = 5".to_string()];
+        let set = JobLimits::from_pairs(&pairs).unwrap();
+        let maxima = TaskLimits::default().configured(&set).unwrap();
+        assert_eq!((maxima.memory_mib, maxima.max_alerts), (128, 5));
+        assert_eq!(maxima.max_records, 1_000_000);
+
+        let err = JobLimits::from_pairs(&["memory=1".to_string()]).unwrap_err();
+        assert!(err.starts_with("unknown field `memory`"), "{err}");
+        let err = JobLimits::from_pairs(&["max_alerts".to_string()]).unwrap_err();
+        assert_eq!(err, "`max_alerts` is not name=value");
+        let err = JobLimits::from_pairs(&["max_alerts=-1".to_string()]).unwrap_err();
+        assert_eq!(err, "`max_alerts=-1`: the value is not a whole number");
+        let zero = JobLimits::from_pairs(&["max_objects=0".to_string()]).unwrap();
+        let err = TaskLimits::default().configured(&zero).unwrap_err();
+        assert_eq!(err, LimitRefusal::Zero("max_objects"));
+    }
 
     #[test]
     fn a_job_may_ask_for_less_but_never_more() {
@@ -186,7 +242,10 @@ mod tests {
             ..JobLimits::default()
         };
         let refused = maxima.admit(&zero).unwrap_err();
-        assert_eq!(refused.to_string(), "limit `max_log_lines` must be at least 1");
+        assert_eq!(
+            refused.to_string(),
+            "limit `max_log_lines` must be at least 1"
+        );
         assert_eq!(refused.code(), "invalid_limit");
     }
 

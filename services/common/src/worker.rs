@@ -359,8 +359,12 @@ impl Worker {
         }
     }
 
-    /// Completes or fails the task, retrying transport errors.
+    /// Completes or fails the task, retrying transport errors. A completion
+    /// the dispatcher refuses for what it holds (not for a stale lease) is
+    /// reported as a deterministic failure naming the refusal, so that the
+    /// task ends now rather than when its lease runs out.
     async fn report(&self, task: Uuid, attempt: u32, result: Result<TaskOutcome, TaskFailure>) {
+        let mut result = result;
         let mut backoff = FIRST_BACKOFF;
         for _ in 0..REPORT_TRIES {
             let sent = match &result {
@@ -390,6 +394,17 @@ impl Worker {
                     let ok = result.is_ok();
                     tracing::info!(task = %task, attempt, succeeded = ok, "task reported");
                     return;
+                }
+                Err(err)
+                    if is_refusal(&err) && result.is_ok() && err.code() != Some(STALE_LEASE) =>
+                {
+                    tracing::warn!(task = %task, attempt, error = %err, "completion refused");
+                    let logs = result.map(|o| o.logs).unwrap_or_default();
+                    result = Err(TaskFailure {
+                        reason: format!("the dispatcher refused the task's completion: {err}"),
+                        class: FailureClass::Deterministic,
+                        logs,
+                    });
                 }
                 Err(err) if is_refusal(&err) => {
                     tracing::warn!(task = %task, attempt, error = %err, "report refused");

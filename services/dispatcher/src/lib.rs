@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use trace_common::limits::{JobLimits, TaskLimits};
 
 pub mod attempts;
 pub mod completion;
@@ -26,6 +27,7 @@ pub mod report;
 pub mod routes;
 pub mod rows;
 pub mod state;
+pub mod stored_text;
 pub mod tasks;
 
 pub use routes::router;
@@ -72,6 +74,19 @@ pub struct Config {
         default_value_t = 1000
     )]
     pub reaper_interval_ms: u64,
+    /// A deployment maximum, as `name=value` (repeatable or
+    /// comma-separated; the names of `trace job create --limit`): a job
+    /// asking for more is refused when it is created. Unset limits keep the
+    /// platform's defaults. Workers run each task under their own flags,
+    /// lowered to what its job asked for, so raising a maximum here only
+    /// helps where the workers' flags are raised too.
+    #[arg(
+        long = "limit-maximum",
+        env = "TRACE_DISPATCHER_LIMIT_MAXIMA",
+        value_delimiter = ',',
+        value_name = "NAME=VALUE"
+    )]
+    pub limit_maxima: Vec<String>,
     /// Apply the state database's migrations at start-up.
     #[arg(long, env = "TRACE_DISPATCHER_MIGRATE", default_value_t = true,
         action = clap::ArgAction::Set)]
@@ -96,18 +111,24 @@ impl Config {
             retry_backoff_ms: 1000,
             relay_interval_ms: 500,
             reaper_interval_ms: 1000,
+            limit_maxima: Vec::new(),
             migrate: true,
         }
     }
 
-    /// The policy part of the configuration.
-    pub fn settings(&self) -> Settings {
-        Settings {
+    /// The policy part of the configuration; refuses maxima that name no
+    /// limit, are not whole numbers or are zero.
+    pub fn settings(&self) -> Result<Settings, Error> {
+        let set = JobLimits::from_pairs(&self.limit_maxima).map_err(Error::Config)?;
+        let maxima = TaskLimits::default()
+            .configured(&set)
+            .map_err(|err| Error::Config(err.to_string()))?;
+        Ok(Settings {
             lease: Duration::from_secs(self.lease_secs.max(1)),
             max_attempts: self.max_attempts.max(1),
             retry_backoff: Duration::from_millis(self.retry_backoff_ms),
-            maxima: Default::default(),
-        }
+            maxima,
+        })
     }
 }
 
@@ -115,6 +136,9 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A flag's value is not usable.
+    #[error("invalid --limit-maximum: {0}")]
+    Config(String),
     /// The state database could not be reached.
     #[error("cannot connect to the state database")]
     Connect(#[source] sqlx::Error),
@@ -132,6 +156,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let settings = config.settings()?;
     let url = &config.state_database_url;
     let pool = trace_common::db::connect(url, config.db_connections)
         .await
@@ -141,7 +166,7 @@ pub async fn serve(
             .await
             .map_err(Error::Migrate)?;
     }
-    let state = AppState::new(pool, config.settings());
+    let state = AppState::new(pool, settings);
     serve_state(state, &config, listener, shutdown).await
 }
 

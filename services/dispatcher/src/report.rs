@@ -20,6 +20,7 @@ use crate::attempts::{backoff, discard, enqueue_wakeup, task_queue, tell_sinks};
 use crate::completion::finish_job_if_done;
 use crate::routes::{body, parse_id};
 use crate::state::AppState;
+use crate::stored_text;
 use crate::tasks::{attempt_param, stale};
 
 /// The most log lines stored per report; later ones are dropped.
@@ -28,6 +29,9 @@ pub const MAX_LOG_LINES: usize = 1000;
 const MAX_LOG_MESSAGE: usize = 4096;
 /// The longest stored failure reason, in characters.
 const MAX_REASON: usize = 4096;
+/// The largest stored summary, as JSON text; a larger one is replaced by a
+/// note saying so, so that a component cannot fill the state database.
+const MAX_SUMMARY_BYTES: usize = 64 * 1024;
 
 /// The running task a report is about, locked for the transaction.
 #[derive(Debug, sqlx::FromRow)]
@@ -50,6 +54,15 @@ pub async fn complete(
     let req = body(req)?;
     let mut tx = state.pool.begin().await?;
     let current = lock_current(&mut tx, id, req.attempt).await?;
+    if current.job_state == "cancelled" {
+        // The job was cancelled while the attempt ran: its output is
+        // dropped like that of any other attempt the cancel stopped.
+        cancel_attempt(&mut tx, id, req.attempt, &current, &req.logs).await?;
+        tx.commit().await?;
+        state.wake_relay();
+        tracing::info!(task = %id, attempt = req.attempt, "completion after cancel dropped");
+        return Ok(StatusCode::NO_CONTENT);
+    }
 
     sqlx::query(
         "update tasks set state = 'succeeded', summary = $2, records_published = $3, \
@@ -58,7 +71,7 @@ pub async fn complete(
          where id = $1",
     )
     .bind(id)
-    .bind(&req.summary)
+    .bind(storable_summary(&req.summary))
     .bind(i64::try_from(req.records_published).unwrap_or(i64::MAX))
     .bind(i64::try_from(req.alerts_published).unwrap_or(i64::MAX))
     .execute(&mut *tx)
@@ -101,7 +114,7 @@ pub async fn fail(
         FailureClass::Transient => "dead",
     };
     let class = crate::rows::name_of(&req.class);
-    let reason: String = req.reason.chars().take(MAX_REASON).collect();
+    let reason = stored_text::text(&req.reason, MAX_REASON);
 
     sqlx::query(
         "update tasks set state = $2, error = $3, error_class = $4, lease_owner = null, \
@@ -200,6 +213,47 @@ pub async fn release(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Ends a running attempt whose job was cancelled: the task and the attempt
+/// end `cancelled`, the sinks discard the attempt's records and the job is
+/// finished if that was its last task.
+async fn cancel_attempt(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    attempt: u32,
+    current: &Current,
+    logs: &[LogLine],
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "update tasks set state = 'cancelled', lease_owner = null, lease_expires_at = null, \
+             updated_at = now() \
+         where id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let reason = "the job was cancelled while the attempt ran";
+    finish_attempt(tx, id, attempt, "cancelled", Some(reason), None).await?;
+    store_logs(tx, id, attempt, logs).await?;
+    let end = discard(&current.tenant_id, current.job_id, id, attempt);
+    tell_sinks(tx, &current.kind, &end).await?;
+    finish_job_if_done(tx, current.job_id).await?;
+    Ok(())
+}
+
+/// The summary as stored: NULs replaced, and a note in place of one larger
+/// than [`MAX_SUMMARY_BYTES`].
+fn storable_summary(summary: &serde_json::Value) -> serde_json::Value {
+    let bytes = summary.to_string().len();
+    if bytes > MAX_SUMMARY_BYTES {
+        return serde_json::json!({
+            "truncated": format!(
+                "the summary had {bytes} bytes; at most {MAX_SUMMARY_BYTES} are kept"
+            ),
+        });
+    }
+    stored_text::json(summary)
+}
+
 /// Locks task `id` if `attempt` holds its running lease, else 409.
 async fn lock_current(
     tx: &mut sqlx::PgConnection,
@@ -257,9 +311,10 @@ async fn store_logs(
         .iter()
         .take(MAX_LOG_LINES)
         .map(|line| {
-            let message: String = line.message.chars().take(MAX_LOG_MESSAGE).collect();
-            let level: String = line.level.chars().take(16).collect();
-            serde_json::json!({ "level": level, "message": message, "fields": line.fields })
+            let message = stored_text::text(&line.message, MAX_LOG_MESSAGE);
+            let level = stored_text::text(&line.level, 16);
+            let fields = stored_text::json(&serde_json::Value::Object(line.fields.clone()));
+            serde_json::json!({ "level": level, "message": message, "fields": fields })
         })
         .collect();
     sqlx::query(

@@ -5,6 +5,7 @@ mod it {
     pub mod leases;
     pub mod lifecycle;
     pub mod queue;
+    pub mod reports;
     pub mod support;
     pub mod worker;
 }

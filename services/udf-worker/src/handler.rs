@@ -282,9 +282,13 @@ fn summary_json(output: &RunOutput) -> serde_json::Value {
     summary
 }
 
+/// The longest failure reason sent, in characters: a component's own error
+/// text can be of any length, and the dispatcher keeps no more than this.
+const MAX_REASON_CHARS: usize = 4096;
+
 fn failure(reason: String, class: FailureClass) -> TaskFailure {
     TaskFailure {
-        reason,
+        reason: cut_reason(reason),
         class,
         logs: Vec::new(),
     }
@@ -292,9 +296,16 @@ fn failure(reason: String, class: FailureClass) -> TaskFailure {
 
 fn failure_with(reason: String, class: FailureClass, log: &CollectedLog) -> TaskFailure {
     TaskFailure {
-        reason,
+        reason: cut_reason(reason),
         class,
         logs: log.take(),
+    }
+}
+
+fn cut_reason(reason: String) -> String {
+    match reason.char_indices().nth(MAX_REASON_CHARS) {
+        Some((end, _)) => format!("{}…", &reason[..end]),
+        None => reason,
     }
 }
 

@@ -84,7 +84,7 @@ pub struct Config {
     /// Most log lines a task may write; one more fails the task.
     #[arg(long, env = "TRACE_UDF_MAX_LOG_LINES", default_value_t = 1000)]
     pub max_log_lines: u32,
-    /// Most bytes of records (as JSON) one task may publish.
+    /// Most bytes of records (as JSON) and alert text one task may publish.
     #[arg(long, env = "TRACE_UDF_MAX_RECORD_BYTES", default_value_t = 256 << 20)]
     pub max_record_bytes: u64,
     /// Most records one task may publish, all datasets together.

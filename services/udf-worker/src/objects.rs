@@ -72,6 +72,8 @@ fn object_error(err: ClientError, size: u64) -> ObjectError {
         (_, Some("invalid_key")) | (Some(400), _) => ObjectError::InvalidKey(message),
         (Some(413), _) => ObjectError::TooLarge(size),
         (Some(401 | 403), _) => ObjectError::Denied(message),
+        // Any other refusal of the request is not an outage.
+        (Some(status), _) if (400..500).contains(&status) => ObjectError::Denied(message),
         _ => {
             tracing::warn!(error = %err, "broker object call failed");
             ObjectError::Unavailable("the object store is unavailable".to_string())

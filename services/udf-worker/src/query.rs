@@ -99,6 +99,15 @@ fn query_error(err: ClientError) -> QueryError {
         Some("invalid_query") => QueryError::Invalid(message),
         Some("denied") => QueryError::Denied(message),
         Some("limit_exceeded") | Some("timeout") => QueryError::Limit(message),
+        // The request itself was refused (too large, malformed): the
+        // component's doing, not an outage, so it must not make a failure
+        // transient.
+        _ if err.status() == Some(413) => QueryError::Limit(
+            "the query and its parameters are larger than the query service accepts".into(),
+        ),
+        _ if err.status().is_some_and(|s| (400..500).contains(&s)) => {
+            QueryError::Invalid(format!("the query service refused the request: {message}"))
+        }
         _ => {
             tracing::warn!(error = %err, "query service call failed");
             QueryError::Unavailable("the query service is unavailable".to_string())

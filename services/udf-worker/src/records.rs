@@ -2,9 +2,10 @@
 //!
 //! Records are checked against their dataset's declared columns
 //! ([`validate`]) and gathered per dataset; every 1000 rows of a dataset,
-//! and every 1000 alerts, become one [`BufferBatch`] on `buffer-records`
-//! with the id `{task}:{attempt}:{seq}`. What is left is flushed once the
-//! run succeeded ([`Publisher::take_all`]). The completion carries the
+//! and every 1000 alerts, or fewer once they reach 4 MiB, become one
+//! [`BufferBatch`] on `buffer-records` with the id `{task}:{attempt}:{seq}`,
+//! each sent in its own request. What is left is flushed once the run
+//! succeeded ([`Publisher::take_all`]). The completion carries the
 //! number of batches, and the sinks make an attempt's batches visible only
 //! once the dispatcher committed that attempt and all of them arrived, so
 //! batches of a failed attempt are harmless.
@@ -26,16 +27,24 @@ pub mod validate;
 /// The most rows, or alerts, in one buffer batch.
 pub const BATCH_ROWS: usize = 1000;
 
-/// The largest single record, as JSON text: 1 MiB. A batch of them still
-/// fits a queue message's bounds, and no dataset row needs more.
+/// A batch is cut once its records reach this many bytes of JSON text
+/// (4 MiB), so that a batch, sent alone, stays far inside what the buffer
+/// queue accepts in one request whatever the rows hold.
+pub const BATCH_BYTES: usize = 4 << 20;
+
+/// The largest single record or alert (key, title and payload together), as
+/// JSON text: 1 MiB. No dataset row needs more.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// A published item and its size in bytes as the component handed it over.
+type WithSize<T> = (T, usize);
 
 /// What a task may publish.
 #[derive(Debug, Clone, Copy)]
 pub struct PublishLimits {
     /// Records over all datasets.
     pub max_records: u64,
-    /// Bytes of records, as the JSON text the component handed over.
+    /// Bytes of records and alerts, as the text the component handed over.
     pub max_record_bytes: u64,
     /// Alerts.
     pub max_alerts: u64,
@@ -47,8 +56,9 @@ pub struct Publisher {
     lease: Lease,
     limits: PublishLimits,
     datasets: BTreeMap<String, Vec<Column>>,
-    pending: BTreeMap<String, Vec<Map<String, Value>>>,
-    alerts: Vec<Alert>,
+    /// Rows not yet in a batch, each with its size as published.
+    pending: BTreeMap<String, Vec<WithSize<Map<String, Value>>>>,
+    alerts: Vec<WithSize<Alert>>,
     seq: u32,
     records_published: u64,
     record_bytes: u64,
@@ -150,13 +160,13 @@ impl Publisher {
         if bytes > self.limits.max_record_bytes {
             let max = self.limits.max_record_bytes;
             return Err(RecordsError::Limit(format!(
-                "a task may publish at most {max} bytes of records (max_record_bytes)"
+                "a task may publish at most {max} bytes of records and alerts (max_record_bytes)"
             )));
         }
         let rows = records
             .iter()
             .enumerate()
-            .map(|(i, text)| validate::record(i, text, columns))
+            .map(|(i, text)| validate::record(i, text, columns).map(|row| (row, text.len())))
             .collect::<Result<Vec<_>, _>>()
             .map_err(RecordsError::InvalidRecord)?;
         self.records_published = total;
@@ -176,41 +186,61 @@ impl Publisher {
                 "a task may publish at most {max} alerts (max_alerts)"
             )));
         }
+        let size = |a: &WitAlert| a.key.len() + a.title.len() + a.payload.len();
+        if let Some((index, big)) = alerts
+            .iter()
+            .enumerate()
+            .find(|(_, a)| size(a) > MAX_RECORD_BYTES)
+        {
+            return Err(RecordsError::Limit(format!(
+                "an alert may be at most {MAX_RECORD_BYTES} bytes of key, title and payload \
+                 (alert {index} has {})",
+                size(big)
+            )));
+        }
+        let bytes = self.record_bytes + alerts.iter().map(|a| size(a) as u64).sum::<u64>();
+        if bytes > self.limits.max_record_bytes {
+            let max = self.limits.max_record_bytes;
+            return Err(RecordsError::Limit(format!(
+                "a task may publish at most {max} bytes of records and alerts (max_record_bytes)"
+            )));
+        }
         let mut checked = Vec::with_capacity(alerts.len());
         for (index, alert) in alerts.into_iter().enumerate() {
             let payload =
                 validate::payload(index, &alert.payload).map_err(RecordsError::InvalidRecord)?;
-            checked.push(Alert {
+            validate::alert_text(index, &alert.key, &alert.title)
+                .map_err(RecordsError::InvalidRecord)?;
+            let bytes = size(&alert);
+            let alert = Alert {
                 id: alert_id(&self.lease.job_id.to_string(), &alert.key),
                 key: alert.key,
                 severity: severity_name(alert.severity).to_string(),
                 title: alert.title,
                 payload,
-            });
+            };
+            checked.push((alert, bytes));
         }
         self.alerts_published = total;
+        self.record_bytes = bytes;
         self.alerts.extend(checked);
         Ok(())
     }
 
-    /// Cuts batches of [`BATCH_ROWS`]; with `all`, the remainders too.
+    /// Cuts full batches ([`BATCH_ROWS`] rows or [`BATCH_BYTES`] bytes);
+    /// with `all`, the remainders too.
     fn take_batches(&mut self, all: bool) -> Vec<BufferBatch> {
         let mut payloads = Vec::new();
         for (dataset, rows) in &mut self.pending {
-            while rows.len() >= BATCH_ROWS || (all && !rows.is_empty()) {
-                let rest = rows.split_off(rows.len().min(BATCH_ROWS));
-                let batch = std::mem::replace(rows, rest);
-                let columns = self.datasets[dataset].clone();
+            for batch in cut(rows, all) {
                 payloads.push(BufferPayload::Records {
                     dataset: dataset.clone(),
-                    columns,
+                    columns: self.datasets[dataset].clone(),
                     rows: batch,
                 });
             }
         }
-        while self.alerts.len() >= BATCH_ROWS || (all && !self.alerts.is_empty()) {
-            let rest = self.alerts.split_off(self.alerts.len().min(BATCH_ROWS));
-            let alerts = std::mem::replace(&mut self.alerts, rest);
+        for alerts in cut(&mut self.alerts, all) {
             payloads.push(BufferPayload::Alerts { alerts });
         }
         payloads
@@ -235,19 +265,42 @@ impl Publisher {
     }
 }
 
-/// Sends `batches` to the buffer queue in one call.
+/// Takes full batches off the front of `items`, each of at most
+/// [`BATCH_ROWS`] items and, unless one item alone is larger, at most
+/// [`BATCH_BYTES`] bytes; with `all`, what is left too.
+fn cut<T>(items: &mut Vec<(T, usize)>, all: bool) -> Vec<Vec<T>> {
+    let mut batches = Vec::new();
+    loop {
+        let mut bytes = 0;
+        let mut len = 0;
+        for (_, size) in items.iter().take(BATCH_ROWS) {
+            if len > 0 && bytes + size > BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+            len += 1;
+        }
+        let full = len == BATCH_ROWS || len < items.len();
+        if len == 0 || !(full || all) {
+            return batches;
+        }
+        let rest = items.split_off(len);
+        let batch = std::mem::replace(items, rest);
+        batches.push(batch.into_iter().map(|(item, _)| item).collect());
+    }
+}
+
+/// Sends `batches` to the buffer queue, one request each, so that no
+/// request holds more than one batch's bytes.
 pub async fn send_batches(
     queue: &dyn Queue,
     batches: &[BufferBatch],
 ) -> Result<(), trace_common::queue::QueueError> {
-    if batches.is_empty() {
-        return Ok(());
+    for batch in batches {
+        let body = serde_json::to_value(batch).expect("a buffer batch always serialises");
+        queue.send(QUEUE_BUFFER, &[body]).await?;
     }
-    let bodies: Vec<Value> = batches
-        .iter()
-        .map(|b| serde_json::to_value(b).expect("a buffer batch always serialises"))
-        .collect();
-    queue.send(QUEUE_BUFFER, &bodies).await
+    Ok(())
 }
 
 /// The stable id of an alert: hex SHA-256 of `{job_id}:{key}`.
@@ -413,6 +466,81 @@ mod tests {
         let err = p.add_records("blocks", &rows).unwrap_err();
         assert!(matches!(err, RecordsError::Limit(m) if m.contains("3000 records")));
         assert_eq!(p.records_published(), 0);
+    }
+
+    fn text_column() -> WitColumn {
+        WitColumn {
+            name: "text".into(),
+            kind: ColumnType::Text,
+            nullable: false,
+        }
+    }
+
+    #[test]
+    fn batches_are_also_cut_at_four_mebibytes_and_one_request_each() {
+        let mut p = publisher();
+        p.limits.max_record_bytes = 64 << 20;
+        p.define("texts", &[text_column()]).unwrap();
+        // 10 rows of a little under 1 MiB: four fit in 4 MiB.
+        let text = "y".repeat((1 << 20) - 20);
+        let rows: Vec<String> = (0..10)
+            .map(|_| format!("{{\"text\":\"{text}\"}}"))
+            .collect();
+        p.add_records("texts", &rows).unwrap();
+
+        let full = p.take_batches(false);
+        let rest = p.take_all();
+
+        let sizes = |batches: &[BufferBatch]| -> Vec<usize> {
+            batches
+                .iter()
+                .map(|b| match &b.payload {
+                    BufferPayload::Records { rows, .. } => rows.len(),
+                    BufferPayload::Alerts { alerts } => alerts.len(),
+                })
+                .collect()
+        };
+        assert_eq!(sizes(&full), [4, 4]);
+        assert_eq!(sizes(&rest), [2]);
+        for batch in full.iter().chain(&rest) {
+            let bytes = serde_json::to_vec(batch).unwrap().len();
+            assert!(bytes <= BATCH_BYTES + 4096, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn an_oversized_alert_or_one_holding_a_nul_is_refused_and_alert_bytes_count() {
+        let mut p = publisher();
+        let alert = |payload: String| WitAlert {
+            key: "k".into(),
+            severity: Severity::Info,
+            title: "t".into(),
+            payload,
+        };
+        let big = format!("{{\"v\":\"{}\"}}", "z".repeat(MAX_RECORD_BYTES));
+        let err = p.add_alerts(vec![alert(big)]).unwrap_err();
+        assert!(
+            matches!(&err, RecordsError::Limit(m) if m.contains("alert 0 has")),
+            "{err:?}"
+        );
+
+        let err = p
+            .add_alerts(vec![WitAlert {
+                title: "a\0b".into(),
+                ..alert("{}".into())
+            }])
+            .unwrap_err();
+        assert!(
+            matches!(&err, RecordsError::InvalidRecord(m) if m.contains("NUL")),
+            "{err:?}"
+        );
+
+        // 1 MiB of max_record_bytes: two alerts of 600 KiB do not both fit.
+        let half = format!("{{\"v\":\"{}\"}}", "z".repeat(600 << 10));
+        p.add_alerts(vec![alert(half.clone())]).unwrap();
+        let err = p.add_alerts(vec![alert(half)]).unwrap_err();
+        assert!(matches!(&err, RecordsError::Limit(m) if m.contains("max_record_bytes")));
+        assert_eq!(p.alerts_published(), 1);
     }
 
     #[test]

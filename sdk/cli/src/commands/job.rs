@@ -207,15 +207,5 @@ pub(crate) async fn wait(client: &Client, id: Uuid) -> Result<(), Error> {
 /// `name=value` limits as the job's [`JobLimits`], refusing unknown names
 /// and values that are not whole numbers.
 fn parse_limits(pairs: &[String]) -> Result<JobLimits, Error> {
-    let mut object = serde_json::Map::new();
-    for pair in pairs {
-        let Some((name, value)) = pair.split_once('=') else {
-            return Err(Error::Usage(format!("--limit `{pair}` is not name=value")));
-        };
-        let value: u64 = value.trim().parse().map_err(|_| {
-            Error::Usage(format!("--limit `{pair}`: the value is not a whole number"))
-        })?;
-        object.insert(name.trim().to_string(), value.into());
-    }
-    serde_json::from_value(object.into()).map_err(|err| Error::Usage(format!("--limit: {err}")))
+    JobLimits::from_pairs(pairs).map_err(|err| Error::Usage(format!("--limit: {err}")))
 }

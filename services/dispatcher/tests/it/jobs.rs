@@ -234,3 +234,38 @@ async fn the_limits_a_job_asks_for_reach_its_leases() {
 
     assert_eq!(lease.limits, req.limits);
 }
+
+#[tokio::test]
+async fn a_deployment_configures_the_maxima_jobs_are_checked_against() {
+    let mut config = trace_dispatcher::Config::new("postgres://unused");
+    config.limit_maxima = vec!["memory_mib=128".into(), "max_alerts=5".into()];
+    let d = start(config.settings().unwrap()).await;
+
+    let mut req = udf(1, 1, 1);
+    req.limits.memory_mib = Some(100);
+    d.client.create_job(&req).await.unwrap();
+    req.limits.max_alerts = Some(6);
+    let err = d.client.create_job(&req).await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(400), Some("limit_too_high"))
+    );
+    assert!(
+        err.to_string()
+            .contains("`max_alerts` of 6 is above the maximum of 5"),
+        "{err}"
+    );
+
+    config.limit_maxima = vec!["memory=1".into()];
+    let err = config.settings().unwrap_err().to_string();
+    assert!(
+        err.starts_with("invalid --limit-maximum: unknown field `memory`"),
+        "{err}"
+    );
+    config.limit_maxima = vec!["max_alerts=0".into()];
+    let err = config.settings().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid --limit-maximum: limit `max_alerts` must be at least 1"
+    );
+}

@@ -59,6 +59,11 @@ pub fn record(index: usize, text: &str, columns: &[Column]) -> Result<Map<String
     let Value::Object(row) = value else {
         return Err(at("not a JSON object".to_string()));
     };
+    if row.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
+        return Err(at(
+            "holds a NUL character (U+0000), which no dataset can store".into(),
+        ));
+    }
     if let Some(key) = row.keys().find(|k| !columns.iter().any(|c| &c.name == *k)) {
         return Err(at(format!("column `{key}` is not declared")));
     }
@@ -80,9 +85,34 @@ pub fn record(index: usize, text: &str, columns: &[Column]) -> Result<Map<String
 /// Parses an alert's payload, which must be a JSON object.
 pub fn payload(index: usize, text: &str) -> Result<Value, String> {
     match serde_json::from_str::<Value>(text) {
+        Ok(value) if holds_nul(&value) => Err(format!(
+            "alert {index}: payload holds a NUL character (U+0000), which cannot be stored"
+        )),
         Ok(value @ Value::Object(_)) => Ok(value),
         Ok(_) => Err(format!("alert {index}: payload is not a JSON object")),
         Err(e) => Err(format!("alert {index}: payload is not JSON: {e}")),
+    }
+}
+
+/// Checks an alert's key and title: text without NULs.
+pub fn alert_text(index: usize, key: &str, title: &str) -> Result<(), String> {
+    if key.contains('\0') || title.contains('\0') {
+        return Err(format!(
+            "alert {index}: the key or title holds a NUL character (U+0000), which cannot be stored"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether any string or key in `value` holds U+0000, which Postgres text
+/// and jsonb refuse: such a value is the component's error, refused where it
+/// is published rather than failing a write later.
+pub fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 
@@ -175,6 +205,15 @@ mod tests {
             err,
             "record 2: column `at`: expected an RFC 3339 timestamp string"
         );
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_a_record_or_payload_is_refused() {
+        let err = record(4, r#"{"block":1,"value":"1","at":"\u0000"}"#, &columns()).unwrap_err();
+        assert!(err.starts_with("record 4: holds a NUL character"), "{err}");
+        let err = payload(2, r#"{"deep":[{"k\u0000":1}]}"#).unwrap_err();
+        assert!(err.starts_with("alert 2: payload holds a NUL"), "{err}");
+        assert!(payload(0, r#"{"deep":[{"k":"\u0001"}]}"#).is_ok());
     }
 
     #[test]
