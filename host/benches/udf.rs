@@ -12,6 +12,11 @@
 //! [`QueryHost`], and the same decoding is run natively on the same bytes in
 //! the same process. It reports ns per log and the wasm/native ratio.
 //!
+//! (c) compares (a)'s per-task run and (b)'s call on a host with the
+//! limits every worker has against one built without the epoch deadline
+//! and the memory and table limiter (`HostConfig::unbounded`, a feature
+//! only this bench enables), alternating run by run.
+//!
 //! Both (a) and (b) also run deterministically (the component loaded for
 //! [`Execution::Deterministic`]: fuel, canonical NaNs, fixed clocks and
 //! random bytes), alternating run by run with the normal variant so that
@@ -96,6 +101,8 @@ fn main() {
         ns(deterministic.call) / ns(wasm.call),
         ns(deterministic.total) / ns(wasm.total)
     );
+
+    limits_overhead(&noop, &erc20, &logs, &ipc);
 
     let recent = latest_blocks(&logs, TASK_BLOCKS);
     let fuel = erc20_fuel(&erc20, &recent);
@@ -224,6 +231,57 @@ fn erc20_wasm(guest: &Guest, logs: &[LogRow], ipc: &Arc<Vec<u8>>) -> [WasmTiming
             fuel: fuel[1],
         },
     ]
+}
+
+/// (c) What the limits cost: the same runs on a host as every worker has
+/// and on one without the epoch deadline and the memory and table limiter
+/// (`HostConfig::unbounded`), taking turns; medians after warm-up.
+fn limits_overhead(noop: &Guest, erc20: &Guest, logs: &[LogRow], ipc: &Arc<Vec<u8>>) {
+    let hosts = [false, true].map(|unbounded| {
+        Host::new(HostConfig {
+            unbounded,
+            ..HostConfig::default()
+        })
+        .expect("host builds")
+    });
+    let noops = hosts
+        .each_ref()
+        .map(|h| h.load(&noop.digest, &noop.bytes).expect("noop loads"));
+    let limits = Limits::default();
+    let mut per_task = [Vec::new(), Vec::new()];
+    for round in 0..2_200 {
+        for (i, (host, loaded)) in hosts.iter().zip(&noops).enumerate() {
+            let started = Instant::now();
+            host.run(loaded, task(1, 1, "{}"), caps(None).0, &limits)
+                .expect("noop runs");
+            if round >= 200 {
+                per_task[i].push(started.elapsed());
+            }
+        }
+    }
+    let erc20s = hosts.each_ref().map(|h| {
+        h.load(&erc20.digest, &erc20.bytes)
+            .expect("erc20-transfers loads")
+    });
+    let mut calls = [Vec::new(), Vec::new()];
+    for round in 0..17 {
+        for (i, (host, loaded)) in hosts.iter().zip(&erc20s).enumerate() {
+            let out = erc20_run(host, loaded, logs, ipc);
+            if round >= 2 {
+                calls[i].push(out.timing.call);
+            }
+        }
+    }
+    let [task_bounded, task_unbounded] = per_task.map(median);
+    let [call_bounded, call_unbounded] = calls.map(median);
+    println!("limits (epoch deadline, memory and table limiter) against a host without them");
+    println!("  noop per task   {task_bounded:>10?} with, {task_unbounded:>10?} without");
+    println!("  erc20 call      {call_bounded:>10?} with, {call_unbounded:>10?} without");
+    println!(
+        "  ratio  with/without {:.3} (noop per task), {:.3} (erc20 call)",
+        ns(task_bounded) / ns(task_unbounded),
+        ns(call_bounded) / ns(call_unbounded)
+    );
 }
 
 /// The fuel erc20-transfers uses on one deterministic task over `logs`.

@@ -46,6 +46,24 @@ pub struct HostConfig {
     /// lands within 10 ms of its time while the ticker costs nothing
     /// measurable.
     pub epoch_tick: Duration,
+    /// Builds the engine without epoch checks and runs stores without the
+    /// memory and table limiter: the baseline against which the benchmark
+    /// measures what those limits cost. Only the benchmark enables the
+    /// `unbounded-baseline` feature; no service can turn the limits off.
+    #[cfg(feature = "unbounded-baseline")]
+    pub unbounded: bool,
+}
+
+impl HostConfig {
+    /// Whether runs are under the epoch deadline and the limiter: always,
+    /// unless the benchmark's baseline asked otherwise.
+    pub(crate) fn bounded(&self) -> bool {
+        #[cfg(feature = "unbounded-baseline")]
+        if self.unbounded {
+            return false;
+        }
+        true
+    }
 }
 
 impl Default for HostConfig {
@@ -55,6 +73,8 @@ impl Default for HostConfig {
             max_instances: 16,
             max_memory_bytes: 256 << 20,
             epoch_tick: Duration::from_millis(10),
+            #[cfg(feature = "unbounded-baseline")]
+            unbounded: false,
         }
     }
 }
@@ -97,7 +117,7 @@ pub(crate) fn build(config: &HostConfig, execution: Execution) -> wasmtime::Resu
     // Pre-allocated slots make instantiation take microseconds.
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     // Bounds a call's wall time at a lower cost than fuel.
-    wasm.epoch_interruption(true);
+    wasm.epoch_interruption(config.bounded());
     // Components are compiled once per digest and cached; optimise them.
     wasm.cranelift_opt_level(OptLevel::Speed);
     // Deep recursion in a guest traps instead of growing without bound.

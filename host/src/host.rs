@@ -32,7 +32,7 @@ use crate::wit::{self, UdfPre};
 
 /// Runs components; share one per process (it is `Send + Sync`).
 pub struct Host {
-    config: HostConfig,
+    pub(crate) config: HostConfig,
     normal: Runtime,
     /// Built on first use, under `building`.
     deterministic: OnceLock<Runtime>,

@@ -229,13 +229,18 @@ impl Host {
         };
         let state = new_state(wasi, seeded, caps, limits, &tripwire);
         let mut store = Store::new(loaded.engine(), state);
-        store.limiter(|state| &mut state.limiter);
+        let bounded = self.config.bounded();
+        if bounded {
+            store.limiter(|state| &mut state.limiter);
+        }
         if execution == Execution::Deterministic {
             // Instantiation runs guest code too: it gets its own budget.
             store.set_fuel(limits.fuel).map_err(host_fault)?;
         }
         let ends = store.data().call_ends;
-        watch_epochs(&mut store, ends, cancel.clone(), tripwire.clone());
+        if bounded {
+            watch_epochs(&mut store, ends, cancel.clone(), tripwire.clone());
+        }
 
         let instance = loaded.pre().instantiate(&mut store);
         let instantiated = Instant::now();
