@@ -6,7 +6,8 @@
 //! that expiry, and until the TTL cap after issuance, the object endpoint
 //! still honours it while the dispatcher says the lease is live (heartbeats
 //! extend leases, not tokens); a worker whose task outlives the cap asks
-//! again.
+//! again. In AWS mode ([`crate::sts`]) the answer also carries STS
+//! credentials limited to the same prefix, which expire on their own.
 
 use axum::Json;
 use axum::extract::State;
@@ -61,12 +62,24 @@ pub async fn issue(
         renew_until: cap.timestamp(),
     };
     let token = state.signer.sign(&claims);
+    let aws = match &state.sts {
+        Some(sts) => Some(
+            sts.assume(req.task_id, req.attempt, &prefix)
+                .await
+                .map_err(ApiError::unavailable)?,
+        ),
+        None => None,
+    };
     tracing::info!(task = %req.task_id, attempt = req.attempt, worker = %req.worker_id,
         "credentials issued");
-    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(expires);
+    let mut expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(expires);
+    if let Some(aws) = &aws {
+        expires_at = expires_at.min(aws.expires_at);
+    }
     Ok(Json(Credentials {
         token,
         prefix,
         expires_at,
+        aws,
     }))
 }

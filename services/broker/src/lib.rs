@@ -5,9 +5,9 @@
 //! the dispatcher whether that lease is live and only then signs a token
 //! ([`token`]) for `scratch/<tenant>/<job>/<task>/` that expires with the
 //! lease ([`credentials`]). The object endpoint ([`objects`]) checks the
-//! token and the key ([`keys`]) on every call. In production the same
-//! request would be answered with STS credentials under a session policy;
-//! this crate implements the embedded signer only.
+//! token and the key ([`keys`]) on every call. In AWS mode (a role to
+//! assume is configured) the answer also carries STS credentials under a
+//! session policy limited to the same prefix ([`sts`]).
 //!
 //! Start at [`serve`], or at [`router`] with a [`BrokerState`] for tests.
 
@@ -24,6 +24,7 @@ pub use trace_common::keys;
 pub mod objects;
 pub mod routes;
 pub mod state;
+pub mod sts;
 pub mod token;
 
 pub use routes::router;
@@ -53,6 +54,14 @@ pub struct Config {
     /// Largest object a task may store, in bytes.
     #[arg(long, env = "TRACE_BROKER_MAX_OBJECT_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_object_bytes: u64,
+    /// AWS mode: the role every task's credentials are assumed from, with
+    /// a session policy per task. The broker's own AWS credentials, region
+    /// and endpoint (`AWS_ENDPOINT_URL`) come from the SDK's usual chain.
+    #[arg(long, env = "TRACE_BROKER_STS_ROLE_ARN", requires = "objects_bucket")]
+    pub sts_role_arn: Option<String>,
+    /// AWS mode: the bucket holding task objects.
+    #[arg(long, env = "TRACE_OBJECTS_BUCKET")]
+    pub objects_bucket: Option<String>,
 }
 
 impl Default for Config {
@@ -71,6 +80,8 @@ impl Config {
             signing_key: None,
             token_ttl_secs: 900,
             max_object_bytes: 16 * 1024 * 1024,
+            sts_role_arn: None,
+            objects_bucket: None,
         }
     }
 }
@@ -89,6 +100,9 @@ pub enum Error {
     /// The signing key is shorter than 16 bytes.
     #[error("the signing key is `{0}` bytes long; at least 16 are required")]
     WeakKey(usize),
+    /// A role to assume was configured without a bucket.
+    #[error("--sts-role-arn needs --objects-bucket")]
+    NoBucket,
     /// The HTTP server failed.
     #[error("the http server failed")]
     Serve(#[source] std::io::Error),
@@ -123,7 +137,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let state = BrokerState::from_config(&config)?;
+    let mut state = BrokerState::from_config(&config)?;
+    if let Some(role) = &config.sts_role_arn {
+        let bucket = config.objects_bucket.clone().ok_or(Error::NoBucket)?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        tracing::info!(role, bucket, "credentials from sts");
+        state = state.with_sts(sts::StsIssuer::new(&sdk, role.clone(), bucket));
+    }
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "broker listening");
     }

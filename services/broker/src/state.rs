@@ -6,6 +6,7 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use trace_common::dispatcher_client::DispatcherClient;
 
+use crate::sts::StsIssuer;
 use crate::token::Signer;
 
 /// The dispatcher to ask about leases, the object store, the signer and
@@ -17,6 +18,8 @@ pub struct BrokerState {
     pub(crate) signer: Signer,
     pub(crate) token_ttl: Duration,
     pub(crate) max_object_bytes: u64,
+    /// In AWS mode, where credentials come from.
+    pub(crate) sts: Option<StsIssuer>,
 }
 
 impl BrokerState {
@@ -35,6 +38,14 @@ impl BrokerState {
             signer,
             token_ttl,
             max_object_bytes,
+            sts: None,
         }
+    }
+
+    /// The same state in AWS mode: every credential also carries STS
+    /// credentials from `sts`.
+    pub fn with_sts(mut self, sts: StsIssuer) -> Self {
+        self.sts = Some(sts);
+        self
     }
 }

@@ -3,6 +3,8 @@
 
 mod it {
     pub mod credentials;
+    pub mod moto;
     pub mod objects;
+    pub mod sts;
     pub mod support;
 }

@@ -288,6 +288,31 @@ pub struct Credentials {
     /// The prefix every key of this task is stored under.
     pub prefix: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// In AWS mode, STS credentials limited to the prefix of the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsCredentials>,
+}
+
+/// Temporary AWS credentials from STS for one task attempt.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// The bucket the prefix is in.
+    pub bucket: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    /// Keeps the secret and the session token out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("bucket", &self.bucket)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a query runs.

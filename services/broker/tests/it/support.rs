@@ -26,6 +26,16 @@ impl Drop for Stack {
 
 /// A stack whose leases last `lease`, with broker limits `ttl` and `max_bytes`.
 pub async fn start(lease: Duration, ttl_secs: u64, max_bytes: u64) -> Stack {
+    start_with(lease, ttl_secs, max_bytes, None).await
+}
+
+/// Like [`start`], with the broker in AWS mode when `sts` is given.
+pub async fn start_with(
+    lease: Duration,
+    ttl_secs: u64,
+    max_bytes: u64,
+    sts: Option<trace_broker::sts::StsIssuer>,
+) -> Stack {
     let (pool, _data) = trace_common::db::testing::fresh_pools().await;
     sqlx::query("insert into tenants (id, name) values ('acme', 'Acme')")
         .execute(&pool)
@@ -45,10 +55,11 @@ pub async fn start(lease: Duration, ttl_secs: u64, max_bytes: u64) -> Stack {
     let mut config = trace_broker::Config::new(dispatcher_base.clone(), objects_dir.path());
     config.token_ttl_secs = ttl_secs;
     config.max_object_bytes = max_bytes;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let broker_base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = shutdown.clone();
-    tokio::spawn(async move { trace_broker::serve(config, listener, stop).await.unwrap() });
+    let mut state = trace_broker::BrokerState::from_config(&config).unwrap();
+    if let Some(sts) = sts {
+        state = state.with_sts(sts);
+    }
+    let broker_base = spawn(trace_broker::router(state), &shutdown).await;
 
     Stack {
         dispatcher: DispatcherClient::new(dispatcher_base),

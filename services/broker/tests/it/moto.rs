@@ -1,0 +1,83 @@
+//! The local AWS emulator: moto's server mode on a loopback port, one per
+//! test, installed by `scripts/install-deps.sh`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto server; killed when dropped.
+pub struct Moto {
+    pub url: String,
+    child: Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where install-deps.sh puts `moto_server`, unless `TRACE_MOTO_SERVER`
+/// names it.
+fn server_path() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("TRACE_MOTO_SERVER") {
+        return path.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+        .expect("HOME or XDG_CACHE_HOME is set");
+    cache.join("trace/moto/bin/moto_server")
+}
+
+/// Starts moto on a free loopback port and waits until it answers.
+pub async fn start() -> Moto {
+    let path = server_path();
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-deps.sh (or set TRACE_MOTO_SERVER)",
+        path.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&path)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
+    let moto = Moto {
+        url: format!("http://127.0.0.1:{port}"),
+        child,
+    };
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    while http
+        .get(format!("{}/moto-api/", moto.url))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "moto did not answer on port {port} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    moto
+}
+
+/// SDK settings that reach `moto` with its test credentials.
+pub async fn sdk_config(moto: &Moto) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await
+}

@@ -1,0 +1,99 @@
+//! AWS mode against the local AWS emulator: credentials come from STS
+//! AssumeRole under the task's session policy, only for a live lease.
+
+use std::time::Duration;
+
+use trace_broker::sts::{StsIssuer, session_name};
+use trace_common::api::FailRequest;
+
+use super::moto;
+use super::support::{request, start_with};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/trace-task";
+
+#[tokio::test]
+async fn a_live_lease_gets_sts_credentials_that_work_and_last_fifteen_minutes() {
+    let moto = moto::start().await;
+    let sdk = moto::sdk_config(&moto).await;
+    let sts = StsIssuer::new(&sdk, ROLE.into(), "trace-objects".into());
+    let stack = start_with(Duration::from_secs(3600), 3600, 1 << 20, Some(sts)).await;
+    let lease = stack.claimed(1).await.remove(0);
+
+    let creds = stack.credentials(&lease).await;
+
+    let aws = creds.aws.expect("AWS mode answers with STS credentials");
+    assert_eq!(aws.bucket, "trace-objects");
+    let now = chrono::Utc::now();
+    assert!(
+        aws.expires_at <= now + chrono::TimeDelta::seconds(901),
+        "{aws:?}"
+    );
+    assert!(
+        aws.expires_at > now + chrono::TimeDelta::seconds(800),
+        "{aws:?}"
+    );
+    assert!(creds.expires_at <= aws.expires_at);
+    assert!(!aws.session_token.is_empty());
+    // The credentials are real: STS says whose they are.
+    let assumed = aws_sdk_sts::config::Builder::from(&sdk)
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            aws.access_key_id,
+            aws.secret_access_key,
+            Some(aws.session_token),
+            None,
+            "task",
+        ))
+        .build();
+    let who = aws_sdk_sts::Client::from_conf(assumed)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    let session = session_name(lease.task_id, lease.attempt);
+    assert_eq!(
+        who.arn(),
+        Some(format!("arn:aws:sts::123456789012:assumed-role/trace-task/{session}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn no_sts_credentials_without_a_live_lease() {
+    let moto = moto::start().await;
+    let sdk = moto::sdk_config(&moto).await;
+    let sts = StsIssuer::new(&sdk, ROLE.into(), "trace-objects".into());
+    let stack = start_with(Duration::from_secs(3600), 3600, 1 << 20, Some(sts)).await;
+    let lease = stack.claimed(1).await.remove(0);
+    let failed = FailRequest {
+        attempt: lease.attempt,
+        reason: "gone".into(),
+        class: trace_common::api::FailureClass::Deterministic,
+        logs: vec![],
+    };
+    stack.dispatcher.fail(lease.task_id, &failed).await.unwrap();
+
+    let err = stack
+        .broker
+        .credentials(&request(lease.task_id, lease.attempt))
+        .await
+        .unwrap_err();
+
+    assert_eq!((err.status(), err.code()), (Some(403), Some("forbidden")));
+}
+
+#[tokio::test]
+async fn an_unreachable_sts_answers_unavailable() {
+    let moto = moto::start().await;
+    let sdk = moto::sdk_config(&moto).await;
+    drop(moto);
+    let sts = StsIssuer::new(&sdk, ROLE.into(), "trace-objects".into());
+    let stack = start_with(Duration::from_secs(3600), 3600, 1 << 20, Some(sts)).await;
+    let lease = stack.claimed(1).await.remove(0);
+
+    let err = stack
+        .broker
+        .credentials(&request(lease.task_id, lease.attempt))
+        .await
+        .unwrap_err();
+
+    assert_eq!((err.status(), err.code()), (Some(503), Some("unavailable")));
+}
