@@ -122,13 +122,7 @@ pub(crate) async fn start_all(
     });
 
     let listener = bind("broker", port(ports, 3)).await?;
-    let cfg = trace_broker::Config {
-        dispatcher_url: dispatcher.clone(),
-        objects_dir: objects_dir.to_path_buf(),
-        signing_key: None,
-        token_ttl_secs: 900,
-        max_object_bytes: 16 * 1024 * 1024,
-    };
+    let cfg = trace_broker::Config::new(dispatcher.clone(), objects_dir);
     let broker = run.spawn("broker", listener, |l, s| trace_broker::serve(cfg, l, s));
 
     let listener = bind("sinks", port(ports, 6)).await?;
