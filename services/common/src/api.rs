@@ -113,6 +113,12 @@ pub struct Job {
     pub from_block: u64,
     pub to_block: u64,
     pub chunk_size: u64,
+    /// What the job asked for below the deployment's limits.
+    #[serde(default)]
+    pub limits: JobLimits,
+    /// Whether its tasks run deterministically.
+    #[serde(default)]
+    pub deterministic: bool,
     pub state: JobState,
     pub progress: Progress,
     /// Records that completed tasks published, summed over the job.
@@ -335,6 +341,25 @@ pub struct QueryRequest {
     pub params: Vec<serde_json::Value>,
     #[serde(default)]
     pub source: QuerySource,
+    /// Lower bounds than the service's own for this one query (a task's
+    /// job asked for them); the service never goes above its own.
+    #[serde(default)]
+    pub limits: QueryLimits,
+}
+
+/// Bounds a query request may lower; each absent one is the service's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryLimits {
+    /// Most rows of the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+    /// Most bytes of the result, as Arrow holds the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// The statement timeout, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 /// Content type of Arrow IPC stream bodies.

@@ -34,6 +34,12 @@ pub struct JobLimits {
     pub max_object_bytes: Option<u64>,
     /// Bytes of objects a task may hold written at once.
     pub max_object_total_bytes: Option<u64>,
+    /// Rows one query may return.
+    pub max_query_rows: Option<u64>,
+    /// Bytes one query may return, as Arrow holds the values.
+    pub max_query_bytes: Option<u64>,
+    /// The statement timeout of one query, in seconds.
+    pub query_timeout_secs: Option<u64>,
 }
 
 /// The limits a task runs under, every one set.
@@ -50,13 +56,18 @@ pub struct TaskLimits {
     pub max_objects: u64,
     pub max_object_bytes: u64,
     pub max_object_total_bytes: u64,
+    pub max_query_rows: u64,
+    pub max_query_bytes: u64,
+    pub query_timeout_secs: u64,
 }
 
 impl Default for TaskLimits {
     /// The platform's defaults, which are also the deployment maxima unless
     /// a deployment configures others: 64 MiB, a 30 s call in a 60 s task,
     /// a million records in 256 MiB, 10 000 alerts, 1000 log lines in 1 MiB,
-    /// 1000 objects of at most 16 MiB in 256 MiB.
+    /// 1000 objects of at most 16 MiB in 256 MiB, and queries of at most a
+    /// million rows in 64 MiB within 10 s (the query service's own defaults,
+    /// which stay its ceiling whatever a job asks).
     fn default() -> Self {
         Self {
             memory_mib: 64,
@@ -70,6 +81,9 @@ impl Default for TaskLimits {
             max_objects: 1000,
             max_object_bytes: 16 << 20,
             max_object_total_bytes: 256 << 20,
+            max_query_rows: 1_000_000,
+            max_query_bytes: 64 << 20,
+            query_timeout_secs: 10,
         }
     }
 }
@@ -87,6 +101,9 @@ macro_rules! each_limit {
         $m!(max_objects);
         $m!(max_object_bytes);
         $m!(max_object_total_bytes);
+        $m!(max_query_rows);
+        $m!(max_query_bytes);
+        $m!(query_timeout_secs);
     };
 }
 

@@ -24,7 +24,10 @@ pub enum QueryError {
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
     /// The query ran longer than the statement timeout.
-    #[error("query exceeded the statement timeout of `{}` ms", .0.as_millis())]
+    #[error(
+        "query exceeded the statement timeout of `{}` ms (query_timeout_secs)",
+        .0.as_millis()
+    )]
     Timeout(Duration),
     /// The database cannot be reached now (a lost connection, a restart, an
     /// exhausted pool); asking again later may work.

@@ -48,6 +48,14 @@ impl LakeSource {
         Self { root, limits }
     }
 
+    /// The same source under `limits` (a request's, already narrowed).
+    pub fn with_limits(&self, limits: Limits) -> Self {
+        Self {
+            limits,
+            root: self.root.clone(),
+        }
+    }
+
     /// Runs `sql` with `params` bound to `$1`, `$2`, ...
     pub async fn run(
         &self,

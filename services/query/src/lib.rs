@@ -136,6 +136,8 @@ pub struct QueryResult {
 struct AppState {
     postgres: PgSource,
     lake: LakeSource,
+    /// The service's own bounds; a request may only lower them.
+    limits: Limits,
 }
 
 /// Runs the query service on `listener` until `shutdown`.
@@ -160,6 +162,7 @@ pub fn router(pool: PgPool, config: &Config) -> Router {
     let state = Arc::new(AppState {
         postgres: PgSource::new(pool, limits),
         lake: LakeSource::new(&config.objects_dir, limits),
+        limits,
     });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -184,14 +187,15 @@ async fn query(
         .await
         .map_err(ApiError::internal)??;
     let started = std::time::Instant::now();
+    let limits = state.limits.narrowed(&request.limits);
     let result = match request.source {
         QuerySource::Postgres => {
-            state
-                .postgres
-                .run(&tenant, &request.sql, &request.params)
-                .await
+            let postgres = state.postgres.with_limits(limits);
+            postgres.run(&tenant, &request.sql, &request.params).await
         }
-        QuerySource::Lake => run_lake_isolated(Arc::clone(&state), request.clone()).await,
+        QuerySource::Lake => {
+            run_lake_isolated(state.lake.with_limits(limits), request.clone()).await
+        }
     };
     let source = match request.source {
         QuerySource::Postgres => "postgres",
@@ -250,7 +254,7 @@ pub fn encode(result: &QueryResult) -> Result<Vec<u8>, arrow::error::ArrowError>
 /// its own: DataFusion plans expressions recursively, and a deep (but
 /// allowed) statement must not overflow a shared runtime worker's stack.
 async fn run_lake_isolated(
-    state: Arc<AppState>,
+    lake: LakeSource,
     request: QueryRequest,
 ) -> Result<QueryResult, QueryError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -262,7 +266,7 @@ async fn run_lake_isolated(
                 .enable_all()
                 .build()
                 .map_err(|e| QueryError::Internal(format!("cannot start a lake runtime: {e}")))
-                .and_then(|rt| rt.block_on(state.lake.run(&request.sql, &request.params)));
+                .and_then(|rt| rt.block_on(lake.run(&request.sql, &request.params)));
             let _ = tx.send(result);
         })
         .map_err(|e| QueryError::Internal(format!("cannot start a lake query thread: {e}")))?;

@@ -65,6 +65,14 @@ impl PgSource {
         }
     }
 
+    /// The same source under `limits` (a request's, already narrowed).
+    pub fn with_limits(&self, limits: Limits) -> Self {
+        Self {
+            limits,
+            ..self.clone()
+        }
+    }
+
     /// Runs `sql` for `tenant` with `params` bound to `$1`, `$2`, ...
     pub async fn run(
         &self,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio_util::sync::CancellationToken;
 use trace_broker::client::BrokerClient;
-use trace_common::api::{CredentialRequest, FailureClass, Lease};
+use trace_common::api::{CredentialRequest, FailureClass, Lease, QueryLimits};
 use trace_common::http::ServiceClient;
 use trace_common::limits::TaskLimits;
 use trace_common::queue::Queue;
@@ -174,6 +174,11 @@ impl UdfHandler {
                 self.query.clone(),
                 &lease.tenant_id,
                 bridge.clone(),
+                QueryLimits {
+                    max_rows: Some(task_limits.max_query_rows),
+                    max_bytes: Some(task_limits.max_query_bytes),
+                    timeout_ms: Some(task_limits.query_timeout_secs.saturating_mul(1000)),
+                },
             )),
             objects: Box::new(BrokerObjects::new(
                 self.broker.clone(),

@@ -5,7 +5,7 @@
 //! as it came. Error codes the service answers map onto the WIT variants;
 //! anything else, transport failures included, is `unavailable`.
 
-use trace_common::api::{QueryRequest, TENANT_HEADER};
+use trace_common::api::{QueryLimits, QueryRequest, TENANT_HEADER};
 use trace_common::http::{ClientError, ServiceClient, check};
 use trace_host::QueryHost;
 use trace_host::query::{QueryError, QueryParam, QuerySource};
@@ -17,15 +17,23 @@ pub struct HttpQuery {
     client: ServiceClient,
     tenant: String,
     bridge: Bridge,
+    limits: QueryLimits,
 }
 
 impl HttpQuery {
-    /// A capability for `tenant`'s task against the service at `client`.
-    pub fn new(client: ServiceClient, tenant: impl Into<String>, bridge: Bridge) -> Self {
+    /// A capability for `tenant`'s task against the service at `client`,
+    /// asking the service for `limits` on every query.
+    pub fn new(
+        client: ServiceClient,
+        tenant: impl Into<String>,
+        bridge: Bridge,
+        limits: QueryLimits,
+    ) -> Self {
         Self {
             client,
             tenant: tenant.into(),
             bridge,
+            limits,
         }
     }
 
@@ -66,6 +74,7 @@ impl QueryHost for HttpQuery {
                 QuerySource::Postgres => trace_common::api::QuerySource::Postgres,
                 QuerySource::Lake => trace_common::api::QuerySource::Lake,
             },
+            limits: self.limits,
         };
         match self.bridge.block_on(self.post(&req)) {
             Some(result) => result.map_err(query_error),

@@ -37,9 +37,9 @@ pub(super) async fn run(cli: &Cli, args: &QueryArgs) -> Result<(), Error> {
     let batches = fetch(&client, &args.sql, &args.params, args.lake).await?;
     match args.format {
         Format::Table => {
-            println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+            crate::outln!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            println!("({rows} rows)");
+            crate::outln!("({rows} rows)");
         }
         Format::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new()
@@ -48,7 +48,7 @@ pub(super) async fn run(cli: &Cli, args: &QueryArgs) -> Result<(), Error> {
             for batch in &batches {
                 writer.write(batch)?;
             }
-            print!("{}", String::from_utf8_lossy(&writer.into_inner()));
+            crate::out!("{}", String::from_utf8_lossy(&writer.into_inner()));
         }
     }
     Ok(())
@@ -69,6 +69,7 @@ pub(crate) async fn fetch(
         } else {
             QuerySource::Postgres
         },
+        limits: Default::default(),
     };
     let bytes = client.post_raw("/v1/query", &request).await?;
     let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::support::{code, message, query, start};
+use super::support::{code, message, query, query_limited, start};
 
 #[tokio::test]
 async fn writes_ddl_copy_and_multiple_statements_are_denied_on_both_sources() {
@@ -124,6 +124,64 @@ async fn results_past_the_row_limit_are_refused_naming_it() {
     )
     .await;
     assert_eq!(fits.unwrap().num_rows(), 10);
+}
+
+#[tokio::test]
+async fn a_request_may_lower_the_limits_but_never_raise_them() {
+    let service = start(|c| c.max_rows = 10).await;
+    let series = "select generate_series(1, 5) as n";
+    let ask = |limits| query_limited(&service.base, "acme", series, json!([]), false, limits);
+
+    let lowered = ask(json!({"max_rows": 3})).await;
+    assert_eq!(code(&lowered), (422, "limit_exceeded".into()));
+    assert_eq!(
+        message(&lowered),
+        "the result has more than the row limit of `3` rows (max_query_rows)"
+    );
+    assert_eq!(ask(json!({"max_rows": 5})).await.unwrap().num_rows(), 5);
+    let bytes = ask(json!({"max_bytes": 8})).await;
+    assert_eq!(
+        message(&bytes),
+        "the result is larger than the byte limit of `8` bytes (max_query_bytes)"
+    );
+    let lake = query_limited(
+        &service.base,
+        "acme",
+        "select * from logs limit 5",
+        json!([]),
+        true,
+        json!({"max_rows": 4}),
+    )
+    .await;
+    assert_eq!(code(&lake), (422, "limit_exceeded".into()));
+
+    // Asking for more than the service allows gets the service's limit.
+    let raised = query_limited(
+        &service.base,
+        "acme",
+        "select generate_series(1, 100) as n",
+        json!([]),
+        false,
+        json!({"max_rows": 1000}),
+    )
+    .await;
+    assert!(message(&raised).contains("`10`"), "{}", message(&raised));
+
+    let started = std::time::Instant::now();
+    let slow = query_limited(
+        &service.base,
+        "acme",
+        "select pg_sleep(5)",
+        json!([]),
+        false,
+        json!({"timeout_ms": 200}),
+    )
+    .await;
+    assert_eq!(code(&slow), (408, "timeout".into()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+
+    let unknown = ask(json!({"rows": 1})).await;
+    assert_eq!(code(&unknown), (400, "invalid_request".into()));
 }
 
 #[tokio::test]

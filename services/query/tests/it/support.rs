@@ -174,10 +174,23 @@ pub type Answer = Result<RecordBatch, (u16, ErrorBody)>;
 
 /// Posts a query as `tenant`.
 pub async fn query(base: &str, tenant: &str, sql: &str, params: Value, lake: bool) -> Answer {
+    query_limited(base, tenant, sql, params, lake, serde_json::json!({})).await
+}
+
+/// Like [`query`], asking for `limits` (the request's `limits` object).
+pub async fn query_limited(
+    base: &str,
+    tenant: &str,
+    sql: &str,
+    params: Value,
+    lake: bool,
+    limits: Value,
+) -> Answer {
     let body = serde_json::json!({
         "sql": sql,
         "params": params,
         "source": if lake { "lake" } else { "postgres" },
+        "limits": limits,
     });
     let response = reqwest::Client::new()
         .post(format!("{base}/v1/query"))

@@ -248,3 +248,39 @@ async fn a_job_asking_for_less_gets_less_and_fails_by_the_limit_it_broke() {
         (JobState::Succeeded, 1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_may_lower_the_query_limits_and_fails_naming_the_one_broken() {
+    let platform = start(30).await;
+    let echo = platform.publish("echo");
+    // Echo's one query answers one row of a bigint and a one-letter text:
+    // more than one byte, and exactly one row.
+    let tiny = trace_common::api::JobLimits {
+        max_query_bytes: Some(1),
+        ..Default::default()
+    };
+    let one_row = trace_common::api::JobLimits {
+        max_query_rows: Some(1),
+        ..Default::default()
+    };
+
+    let job = platform
+        .job_limited(echo.clone(), serde_json::json!({}), (5, 5, 1), tiny)
+        .await;
+    let job = platform.finished(&job).await;
+    let fine = platform
+        .job_limited(echo, serde_json::json!({}), (5, 5, 1), one_row)
+        .await;
+    let fine = platform.finished(&fine).await;
+
+    assert_eq!(job.state, JobState::Failed);
+    let tasks = platform.dispatcher.tasks(TENANT, job.id).await.unwrap();
+    assert_eq!(tasks[0].error_class.as_deref(), Some("deterministic"));
+    let error = tasks[0].error.clone().unwrap();
+    assert!(
+        error.starts_with("component broke a limit: ")
+            && error.contains("byte limit of `1` bytes (max_query_bytes)"),
+        "{error}"
+    );
+    assert_eq!(fine.state, JobState::Succeeded);
+}
