@@ -70,13 +70,13 @@ pub(crate) async fn run(cli: &Cli) -> Result<(), Error> {
                 source,
             })?;
             let created = crate::udf::new_project(name, &dir, &sdk)?;
-            println!("created {}", created.display());
+            crate::outln!("created {}", created.display());
             Ok(())
         }
         Command::Udf(UdfCommand::Build { dir }) => {
             let dir = dir.clone();
             let built = blocking(move || crate::udf::build_project(&dir)).await?;
-            println!(
+            crate::outln!(
                 "built {} ({} bytes, {})",
                 built.path.display(),
                 built.size,

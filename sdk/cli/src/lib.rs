@@ -13,6 +13,8 @@ pub mod udf;
 mod client;
 mod commands;
 mod credentials;
+#[doc(hidden)]
+pub mod output;
 mod params;
 
 pub use client::{Client, ClientError};

@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 use sqlx::FromRow;
 use trace_common::ApiError;
-use trace_common::api::{AttemptInfo, ComponentRef, Job, Progress, TaskInfo};
+use trace_common::api::{AttemptInfo, ComponentRef, Job, JobLimits, Progress, TaskInfo};
 use uuid::Uuid;
 
 /// The columns of a job with its task counts (see [`JOB_SELECT`]).
@@ -23,6 +23,8 @@ pub struct JobRow {
     pub from_block: i64,
     pub to_block: i64,
     pub chunk_size: i64,
+    pub limits: sqlx::types::Json<JobLimits>,
+    pub deterministic: bool,
     pub state: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -40,7 +42,7 @@ pub struct JobRow {
 /// Selects [`JobRow`]s; append a `where` on `j` and then [`JOB_GROUP`].
 pub const JOB_SELECT: &str = "select j.id, j.tenant_id, j.kind, j.component_name, \
      j.component_version, j.component_digest, j.params, j.chain_id, j.from_block, j.to_block, \
-     j.chunk_size, j.state, j.created_at, j.finished_at, \
+     j.chunk_size, j.limits, j.deterministic, j.state, j.created_at, j.finished_at, \
      count(t.id) as total, \
      count(t.id) filter (where t.state = 'queued') as queued, \
      count(t.id) filter (where t.state = 'running') as running, \
@@ -91,6 +93,8 @@ impl JobRow {
             from_block: count(self.from_block),
             to_block: count(self.to_block),
             chunk_size: count(self.chunk_size),
+            limits: self.limits.0,
+            deterministic: self.deterministic,
             state: parse_name(&self.state)?,
             progress,
             records_published: count(self.records_published),

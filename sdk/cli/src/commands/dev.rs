@@ -42,25 +42,25 @@ pub(super) async fn run(cli: &Cli, args: &DevArgs) -> Result<(), Error> {
     let dev = trace_dev::start(config).await?;
 
     let urls = &dev.urls;
-    println!("trace dev is running");
-    println!("  gateway           {}", urls.gateway);
-    println!("  dispatcher        {}", urls.dispatcher);
-    println!("  query             {}", urls.query);
-    println!("  rpc-gateway       {}", urls.rpc_gateway);
+    crate::outln!("trace dev is running");
+    crate::outln!("  gateway           {}", urls.gateway);
+    crate::outln!("  dispatcher        {}", urls.dispatcher);
+    crate::outln!("  query             {}", urls.query);
+    crate::outln!("  rpc-gateway       {}", urls.rpc_gateway);
     if let Some(replay) = &urls.replay_provider {
-        println!("  replay provider   {replay}");
+        crate::outln!("  replay provider   {replay}");
     }
-    println!("  webhook receiver  {}", dev.receiver_url);
-    println!("  state database    {}", dev.state_database_url);
-    println!("  data database     {}", dev.data_database_url);
-    println!(
+    crate::outln!("  webhook receiver  {}", dev.receiver_url);
+    crate::outln!("  state database    {}", dev.state_database_url);
+    crate::outln!("  data database     {}", dev.data_database_url);
+    crate::outln!(
         "API key for tenant `dev` written to {}",
         dev.credentials_path.display()
     );
-    println!("press Ctrl-C to stop");
+    crate::outln!("press Ctrl-C to stop");
 
     trace_common::signal::shutdown_on_signal().cancelled().await;
-    println!("stopping");
+    crate::outln!("stopping");
     dev.shutdown().await;
     Ok(())
 }

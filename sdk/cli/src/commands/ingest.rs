@@ -77,9 +77,13 @@ pub(super) async fn run(cli: &Cli, args: &IngestArgs) -> Result<(), Error> {
     for submit in jobs {
         let job: Job = client.post("/v1/jobs", &submit).await?;
         let tables = submit.params.get("tables").cloned().unwrap_or_default();
-        println!(
+        crate::outln!(
             "ingest job {} blocks {}..={} ({} tasks) tables {}",
-            job.id, job.from_block, job.to_block, job.progress.total, tables
+            job.id,
+            job.from_block,
+            job.to_block,
+            job.progress.total,
+            tables
         );
         created.push(job.id);
     }

@@ -109,9 +109,9 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
             };
             let job: Job = client.post("/v1/jobs", &submit).await?;
             if *quiet {
-                println!("{}", job.id);
+                crate::outln!("{}", job.id);
             } else {
-                println!("job {} created: {} tasks", job.id, job.progress.total);
+                crate::outln!("job {} created: {} tasks", job.id, job.progress.total);
             }
             if *w {
                 wait(&client, job.id).await?;
@@ -121,18 +121,18 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
         JobCommand::Wait { id } => wait(&client, *id).await,
         JobCommand::Status { id, attempts } => {
             let status: JobStatus = client.get(&format!("/v1/jobs/{id}")).await?;
-            print!("{}", render::status(&status, *attempts));
+            crate::out!("{}", render::status(&status, *attempts));
             Ok(())
         }
         JobCommand::Cancel { id } => {
             let job: Job = client.post_action(&format!("/v1/jobs/{id}/cancel")).await?;
-            println!("{}", render::cancelled(&job));
+            crate::outln!("{}", render::cancelled(&job));
             Ok(())
         }
         JobCommand::Retry { id } => {
             let path = format!("/v1/jobs/{id}/retry");
             let outcome: RetryOutcome = client.post_action(&path).await?;
-            println!("{}", render::retried(&outcome));
+            crate::outln!("{}", render::retried(&outcome));
             Ok(())
         }
         JobCommand::List => {
@@ -142,7 +142,7 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
                     .component
                     .as_ref()
                     .map(|c| format!("{}@{}", c.name, c.version));
-                println!(
+                crate::outln!(
                     "{}  {:<9} {:<7} {}..={}  {}",
                     job.id,
                     state_name(job.state),
@@ -172,14 +172,14 @@ pub(crate) async fn wait(client: &Client, id: Uuid) -> Result<(), Error> {
             p.total, sunk.records, job.records_published, sunk.alerts, job.alerts_published
         );
         if line != last {
-            println!("{line}");
+            crate::outln!("{line}");
             last = line;
         }
         let all_sunk = sunk.records >= job.records_published && sunk.alerts >= job.alerts_published;
         match job.state {
             JobState::Running => {}
             JobState::Succeeded if all_sunk => {
-                println!("job {id} succeeded");
+                crate::outln!("job {id} succeeded");
                 return Ok(());
             }
             JobState::Succeeded if sunk.rejected_batches > 0 => {
@@ -193,7 +193,7 @@ pub(crate) async fn wait(client: &Client, id: Uuid) -> Result<(), Error> {
             }
             JobState::Succeeded => {}
             other => {
-                print!("{}", render::failures(&status));
+                crate::out!("{}", render::failures(&status));
                 return Err(Error::JobFailed {
                     id: id.to_string(),
                     state: state_name(other),

@@ -38,9 +38,11 @@ pub(super) async fn run(cli: &Cli, args: &PublishArgs) -> Result<(), Error> {
 
     let path = format!("/v1/components/{name}/{version}");
     let published: ComponentVersion = client.put_bytes(&path, bytes).await?;
-    println!(
+    crate::outln!(
         "published {}@{} {}",
-        published.name, published.version, published.digest
+        published.name,
+        published.version,
+        published.digest
     );
     Ok(())
 }

@@ -28,19 +28,22 @@ pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<(), Error> {
     let blocks = count(&client, "select count(*) from blocks").await?;
     let transactions = count(&client, "select count(*) from transactions").await?;
     let logs = count(&client, "select count(*) from logs").await?;
-    println!("blocks ingested:        {blocks}");
-    println!("transactions ingested:  {transactions}");
-    println!("logs ingested:          {logs}");
-    println!(
+    crate::outln!("blocks ingested:        {blocks}");
+    crate::outln!("transactions ingested:  {transactions}");
+    crate::outln!("logs ingested:          {logs}");
+    crate::outln!(
         "tasks run:              {} ({} succeeded)",
-        job.progress.total, job.progress.succeeded
+        job.progress.total,
+        job.progress.succeeded
     );
-    println!("transfers published:    {}", job.records_published);
-    println!("transfers in dataset:   {}", status.sunk.records);
-    println!("alerts published:       {}", job.alerts_published);
-    println!(
+    crate::outln!("transfers published:    {}", job.records_published);
+    crate::outln!("transfers in dataset:   {}", status.sunk.records);
+    crate::outln!("alerts published:       {}", job.alerts_published);
+    crate::outln!(
         "alerts delivered:       {} ({} pending, {} failed)",
-        status.delivery.delivered, status.delivery.pending, status.delivery.failed
+        status.delivery.delivered,
+        status.delivery.pending,
+        status.delivery.failed
     );
 
     let symbols = match &args.tokens {
@@ -50,7 +53,7 @@ pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<(), Error> {
     let sql = "select token, count(*) as transfers from erc20_transfers \
                group by token order by transfers desc, token limit 5";
     let batches = super::query::fetch(&client, sql, &[], false).await?;
-    println!("top tokens by transfers:");
+    crate::outln!("top tokens by transfers:");
     for batch in &batches {
         let tokens = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
         let counts = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)?;
@@ -65,7 +68,7 @@ pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<(), Error> {
                 .get(&token.to_lowercase())
                 .map(String::as_str)
                 .unwrap_or("?");
-            println!("  {symbol:<8} {token}  {}", counts.value(row));
+            crate::outln!("  {symbol:<8} {token}  {}", counts.value(row));
         }
     }
 
@@ -74,9 +77,11 @@ pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<(), Error> {
         if let Ok(resp) = stats
             && let Ok(stats) = resp.json::<serde_json::Value>().await
         {
-            println!(
+            crate::outln!(
                 "alerts verified by the receiver: {} ({} unique ids, {} rejected)",
-                stats["verified"], stats["unique_ids"], stats["rejected"]
+                stats["verified"],
+                stats["unique_ids"],
+                stats["rejected"]
             );
         }
     }

@@ -28,15 +28,15 @@ pub(super) async fn run(cli: &Cli, command: &WebhookCommand) -> Result<(), Error
                 secret: secret.clone(),
             };
             let hook: Webhook = client.post("/v1/webhooks", &body).await?;
-            println!("webhook {} -> {}", hook.id, hook.url);
+            crate::outln!("webhook {} -> {}", hook.id, hook.url);
             if let Some(secret) = hook.secret {
-                println!("signing secret (shown once): {secret}");
+                crate::outln!("signing secret (shown once): {secret}");
             }
         }
         WebhookCommand::List => {
             let hooks: Vec<Webhook> = client.get("/v1/webhooks").await?;
             for hook in hooks {
-                println!("{}  {}", hook.id, hook.url);
+                crate::outln!("{}  {}", hook.id, hook.url);
             }
         }
     }

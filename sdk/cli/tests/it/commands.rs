@@ -95,3 +95,27 @@ async fn commands_use_the_dev_credentials_and_report_gateway_errors() {
     state.close().await;
     dev.shutdown().await;
 }
+
+#[tokio::test]
+async fn output_into_a_closed_pipe_ends_quietly() {
+    let home = tempfile::tempdir().unwrap();
+    let _dev = start_dev(home.path()).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trace"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["query", "select generate_series(1, 200000) as n"])
+        .env_remove("TRACE_GATEWAY")
+        .env_remove("TRACE_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away at once, as `| head -0` would.
+    drop(child.stdout.take());
+
+    let output = child.wait_with_output().await.unwrap();
+
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

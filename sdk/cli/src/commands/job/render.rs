@@ -29,6 +29,13 @@ pub(super) fn status(status: &JobStatus, attempts: bool) -> String {
     let blocks = format!("{}..={}", job.from_block, job.to_block);
     put("blocks", format!("{blocks} (chain {})", job.chain_id));
     put("tasks", progress(&job.progress));
+    let limits = limit_pairs(&job.limits);
+    if !limits.is_empty() {
+        put("limits", limits);
+    }
+    if job.deterministic {
+        put("execution", "deterministic".to_string());
+    }
     let published = (job.records_published, job.alerts_published);
     put(
         "published",
@@ -55,6 +62,19 @@ pub(super) fn status(status: &JobStatus, attempts: bool) -> String {
         out.push_str(&tasks(&status.tasks, attempts));
     }
     out
+}
+
+/// The limits a job asked for, as `name=value` pairs by name;
+/// empty when it asked for none.
+fn limit_pairs(limits: &trace_common::api::JobLimits) -> String {
+    let Ok(serde_json::Value::Object(set)) = serde_json::to_value(limits) else {
+        return String::new();
+    };
+    set.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The task table: seq, blocks, state, attempt count and, for a task that
@@ -324,6 +344,26 @@ task  blocks   state      attempts  last error
 2     21..=30  dead       2         transient: the rpc-gateway timed out
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn status_shows_the_limits_a_job_asked_for_and_deterministic_execution() {
+        let mut job = failed_job();
+        job.job.limits.memory_mib = Some(16);
+        job.job.limits.max_query_rows = Some(500);
+        job.job.deterministic = true;
+
+        let text = status(&job, false);
+
+        let lines: Vec<&str> = text.lines().skip(4).take(3).collect();
+        assert!(lines[0].starts_with("tasks      3 total"), "{text}");
+        assert_eq!(
+            lines[1..],
+            [
+                "limits     max_query_rows=500, memory_mib=16",
+                "execution  deterministic",
+            ]
+        );
     }
 
     #[test]
