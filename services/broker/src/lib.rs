@@ -140,7 +140,7 @@ pub async fn serve(
     let mut state = BrokerState::from_config(&config)?;
     if let Some(role) = &config.sts_role_arn {
         let bucket = config.objects_bucket.clone().ok_or(Error::NoBucket)?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = trace_common::aws::sdk_config().await;
         tracing::info!(role, bucket, "credentials from sts");
         state = state.with_sts(sts::StsIssuer::new(&sdk, role.clone(), bucket));
     }

@@ -3,7 +3,6 @@
 
 mod it {
     pub mod credentials;
-    pub mod moto;
     pub mod objects;
     pub mod sts;
     pub mod support;

@@ -9,6 +9,7 @@
 //! logic of its own.
 
 pub mod api;
+pub mod aws;
 pub mod db;
 pub mod dispatcher_client;
 pub mod error;

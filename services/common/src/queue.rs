@@ -4,13 +4,15 @@
 //! stays the truth. The embedded backend keeps messages in the state
 //! database's `queue_messages` table ([`pg::PgQueue`]); services that must not
 //! connect to Postgres (the UDF workers) reach it through the dispatcher's
-//! queue endpoint with [`http::HttpQueue`]. SQS implements the same trait.
+//! queue endpoint with [`http::HttpQueue`]. [`sqs::SqsQueue`] implements the
+//! same trait on SQS.
 
 use std::time::Duration;
 
 pub mod faults;
 pub mod http;
 pub mod pg;
+pub mod sqs;
 
 /// A received message: its body and the receipt that deletes it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 use trace_broker::sts::{StsIssuer, session_name};
 use trace_common::api::FailRequest;
 
-use super::moto;
 use super::support::{request, start_with};
+use trace_common::aws::testing as moto;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/trace-task";
 

@@ -1,5 +1,7 @@
-//! The local AWS emulator: moto's server mode on a loopback port, one per
-//! test, installed by `scripts/install-deps.sh`.
+//! The local AWS emulator for tests: moto's server mode on a loopback port,
+//! one per test, installed by `scripts/install-deps.sh`. It speaks the real
+//! wire protocols, so the code under test is the SDK code that runs on AWS.
+//! A test that needs it fails when it is missing, saying how to install it.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -75,7 +77,7 @@ pub async fn sdk_config(moto: &Moto) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&moto.url)
-        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
             "testing", "testing", None, None, "moto",
         ))
         .load()

@@ -1,0 +1,220 @@
+//! The [`Queue`] trait on Amazon SQS, for deployments on AWS.
+//!
+//! A Trace queue name (`tasks-udf`, `buffer-records`, ...) is the SQS queue
+//! `<prefix><name>`; its URL is looked up once and cached. Sends and deletes
+//! go in batches of ten, SQS's most per call; a receive asks for at most ten
+//! messages and waits at most 20 s (long polling), and reads
+//! `ApproximateReceiveCount` as the message's receive count. A body over
+//! SQS's 256 KiB is refused with an error naming its size: record batches
+//! that large are meant to travel by claim check (the batch in object
+//! storage, its key in the message), which this backend does not do yet.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
+
+use super::{Queue, QueueError, Received};
+
+/// SQS's largest message body: 256 KiB.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// SQS's most entries per batch call and messages per receive.
+const BATCH: usize = 10;
+/// SQS's longest long poll.
+const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// Queues on SQS, named `<prefix><name>`.
+#[derive(Debug)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    prefix: String,
+    urls: Mutex<HashMap<String, String>>,
+}
+
+impl SqsQueue {
+    /// Queues reached as `sdk` says (region, endpoint, credentials), each
+    /// Trace queue `name` being the SQS queue `<prefix><name>`.
+    pub fn new(sdk: &aws_config::SdkConfig, prefix: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_sqs::Client::new(sdk),
+            prefix: prefix.into(),
+            urls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The SQS queue name of Trace queue `name`.
+    pub fn sqs_name(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// The URL of Trace queue `name`, looked up on first use.
+    async fn url(&self, name: &str) -> Result<String, QueueError> {
+        if let Some(url) = self.cached(name) {
+            return Ok(url);
+        }
+        let sqs_name = self.sqs_name(name);
+        let out = self
+            .client
+            .get_queue_url()
+            .queue_name(&sqs_name)
+            .send()
+            .await
+            .map_err(|e| backend(&format!("looking up queue `{sqs_name}`"), e))?;
+        let url = out
+            .queue_url()
+            .ok_or_else(|| QueueError::Backend(format!("queue `{sqs_name}` has no URL")))?
+            .to_string();
+        self.urls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), url.clone());
+        Ok(url)
+    }
+
+    fn cached(&self, name: &str) -> Option<String> {
+        let urls = self.urls.lock().unwrap_or_else(|p| p.into_inner());
+        urls.get(name).cloned()
+    }
+}
+
+fn backend(what: &str, err: impl std::error::Error) -> QueueError {
+    QueueError::Backend(format!("{what}: {}", DisplayErrorContext(&err)))
+}
+
+#[async_trait::async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, queue: &str, bodies: &[serde_json::Value]) -> Result<(), QueueError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<String> = bodies.iter().map(|b| b.to_string()).collect();
+        if let Some(big) = texts.iter().find(|t| t.len() > MAX_BODY_BYTES) {
+            return Err(QueueError::Backend(format!(
+                "a message of {} bytes is over SQS's limit of {MAX_BODY_BYTES} bytes",
+                big.len()
+            )));
+        }
+        let url = self.url(queue).await?;
+        for chunk in texts.chunks(BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .map_err(|e| backend("building a send entry", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| backend(&format!("sending to `{queue}`"), e))?;
+            if let Some(failed) = out.failed().first() {
+                return Err(QueueError::Backend(format!(
+                    "sqs refused {} of {} messages to `{queue}`: {}",
+                    out.failed().len(),
+                    chunk.len(),
+                    failed.message().unwrap_or(failed.code())
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn receive(
+        &self,
+        queue: &str,
+        max: u32,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, QueueError> {
+        let url = self.url(queue).await?;
+        let secs = |d: Duration| i32::try_from(d.as_secs()).unwrap_or(i32::MAX);
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(max.clamp(1, BATCH as u32) as i32)
+            .wait_time_seconds(secs(wait.min(MAX_WAIT)))
+            // SQS counts whole seconds; a shorter visibility is one second.
+            .visibility_timeout(secs(visibility).max(1))
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| backend(&format!("receiving from `{queue}`"), e))?;
+        let mut received = Vec::new();
+        for message in out.messages() {
+            let (Some(receipt), Some(body)) = (message.receipt_handle(), message.body()) else {
+                continue;
+            };
+            let body = match serde_json::from_str(body) {
+                Ok(body) => body,
+                Err(err) => {
+                    // Not ours to read: a message no Trace service sent.
+                    tracing::warn!(queue, error = %err, "dropping a message that is not JSON");
+                    self.delete(queue, &[receipt.to_string()]).await?;
+                    continue;
+                }
+            };
+            let receive_count = message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            received.push(Received {
+                receipt: receipt.to_string(),
+                body,
+                receive_count,
+            });
+        }
+        Ok(received)
+    }
+
+    async fn delete(&self, queue: &str, receipts: &[String]) -> Result<(), QueueError> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let url = self.url(queue).await?;
+        for chunk in receipts.chunks(BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, receipt)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .map_err(|e| backend("building a delete entry", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| backend(&format!("deleting from `{queue}`"), e))?;
+            // A receipt that is no longer valid (its message was received
+            // again, or is gone) deletes nothing, as the trait allows.
+            for failed in out.failed() {
+                tracing::debug!(
+                    queue,
+                    code = failed.code(),
+                    "delete of a stale receipt ignored"
+                );
+            }
+        }
+        Ok(())
+    }
+}
