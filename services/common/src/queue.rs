@@ -14,6 +14,16 @@ pub mod http;
 pub mod pg;
 pub mod sqs;
 
+/// Which backend holds the queues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueBackend {
+    /// `queue_messages` in the state database ([`pg::PgQueue`]).
+    #[default]
+    Postgres,
+    /// Amazon SQS ([`sqs::SqsQueue`]), reached as the AWS SDK's settings say.
+    Sqs,
+}
+
 /// A received message: its body and the receipt that deletes it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Received {

@@ -10,11 +10,14 @@
 //!
 //! Start at [`serve`], or at [`router`] with an [`AppState`] for tests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use trace_common::limits::{JobLimits, TaskLimits};
+use trace_common::queue::QueueBackend;
+use trace_common::queue::sqs::SqsQueue;
 
 pub mod attempts;
 pub mod completion;
@@ -87,6 +90,16 @@ pub struct Config {
         value_name = "NAME=VALUE"
     )]
     pub limit_maxima: Vec<String>,
+    /// Where task wake-ups and dataset buffers are queued: `postgres` (the
+    /// state database's `queue_messages`) or `sqs`. Either way, every other
+    /// service reaches the queues through this dispatcher's queue endpoint.
+    #[arg(long, env = "TRACE_QUEUE_BACKEND", value_enum, default_value_t)]
+    pub queue_backend: QueueBackend,
+    /// With `--queue-backend sqs`: Trace queue `name` is the SQS queue
+    /// `<prefix><name>` (`trace-tasks-udf`, `trace-buffer-records`, ...).
+    /// Region, endpoint and credentials come from the AWS SDK's usual chain.
+    #[arg(long, env = "TRACE_SQS_QUEUE_PREFIX", default_value = "trace-")]
+    pub sqs_queue_prefix: String,
     /// Apply the state database's migrations at start-up.
     #[arg(long, env = "TRACE_DISPATCHER_MIGRATE", default_value_t = true,
         action = clap::ArgAction::Set)]
@@ -112,6 +125,8 @@ impl Config {
             relay_interval_ms: 500,
             reaper_interval_ms: 1000,
             limit_maxima: Vec::new(),
+            queue_backend: QueueBackend::Postgres,
+            sqs_queue_prefix: "trace-".to_string(),
             migrate: true,
         }
     }
@@ -166,7 +181,15 @@ pub async fn serve(
             .await
             .map_err(Error::Migrate)?;
     }
-    let state = AppState::new(pool, settings);
+    let state = match config.queue_backend {
+        QueueBackend::Postgres => AppState::new(pool, settings),
+        QueueBackend::Sqs => {
+            let sdk = trace_common::aws::sdk_config().await;
+            let queue = Arc::new(SqsQueue::new(&sdk, config.sqs_queue_prefix.clone()));
+            tracing::info!(prefix = %config.sqs_queue_prefix, "queues on sqs");
+            AppState::with_queue(pool, queue, settings)
+        }
+    };
     serve_state(state, &config, listener, shutdown).await
 }
 

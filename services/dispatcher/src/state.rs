@@ -56,12 +56,13 @@ impl AppState {
     /// parse: a chaos run with a mistyped spec must not pass for a clean one.
     pub fn new(pool: PgPool, settings: Settings) -> Self {
         let queue = Arc::new(PgQueue::new(pool.clone()));
-        let queue = faults::from_env(queue).unwrap_or_else(|err| panic!("{err}"));
         Self::with_queue(pool, queue, settings)
     }
 
-    /// State relaying the outbox to `queue` instead (SQS in production).
+    /// State relaying the outbox to `queue` instead (SQS in production),
+    /// behind the fault layer as [`AppState::new`] says.
     pub fn with_queue(pool: PgPool, queue: Arc<dyn Queue>, settings: Settings) -> Self {
+        let queue = faults::from_env(queue).unwrap_or_else(|err| panic!("{err}"));
         Self {
             pool,
             queue,

@@ -2,7 +2,7 @@
 //!
 //! Records are checked against their dataset's declared columns
 //! ([`validate`]) and gathered per dataset; every 1000 rows of a dataset,
-//! and every 1000 alerts, or fewer once they reach 4 MiB, become one
+//! and every 1000 alerts, or fewer once they reach 192 KiB, become one
 //! [`BufferBatch`] on `buffer-records` with the id `{task}:{attempt}:{seq}`,
 //! each sent in its own request. What is left is flushed once the run
 //! succeeded ([`Publisher::take_all`]). The completion carries the
@@ -27,10 +27,13 @@ pub mod validate;
 /// The most rows, or alerts, in one buffer batch.
 pub const BATCH_ROWS: usize = 1000;
 
-/// A batch is cut once its records reach this many bytes of JSON text
-/// (4 MiB), so that a batch, sent alone, stays far inside what the buffer
-/// queue accepts in one request whatever the rows hold.
-pub const BATCH_BYTES: usize = 4 << 20;
+/// A batch is cut before its records pass this many bytes of JSON text
+/// (192 KiB), so that a batch, sent alone, fits one SQS message (256 KiB,
+/// with room for the envelope) and stays far inside what the embedded
+/// queue accepts in one request. A single larger record still makes a
+/// batch of its own, which SQS cannot carry until record batches travel by
+/// claim check (the README's known limits).
+pub const BATCH_BYTES: usize = 192 << 10;
 
 /// The largest single record or alert (key, title and payload together), as
 /// JSON text: 1 MiB. No dataset row needs more.
@@ -477,12 +480,12 @@ mod tests {
     }
 
     #[test]
-    fn batches_are_also_cut_at_four_mebibytes_and_one_request_each() {
+    fn batches_are_also_cut_by_bytes() {
         let mut p = publisher();
         p.limits.max_record_bytes = 64 << 20;
         p.define("texts", &[text_column()]).unwrap();
-        // 10 rows of a little under 1 MiB: four fit in 4 MiB.
-        let text = "y".repeat((1 << 20) - 20);
+        // 10 rows of 50 KiB: three fit in 192 KiB, a fourth would not.
+        let text = "y".repeat((50 << 10) - 11);
         let rows: Vec<String> = (0..10)
             .map(|_| format!("{{\"text\":\"{text}\"}}"))
             .collect();
@@ -500,12 +503,16 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(sizes(&full), [4, 4]);
-        assert_eq!(sizes(&rest), [2]);
+        assert_eq!(sizes(&full), [3, 3, 3]);
+        assert_eq!(sizes(&rest), [1]);
         for batch in full.iter().chain(&rest) {
             let bytes = serde_json::to_vec(batch).unwrap().len();
-            assert!(bytes <= BATCH_BYTES + 4096, "{bytes}");
+            assert!(bytes <= BATCH_BYTES + 1024, "{bytes}");
         }
+        // A record larger than a batch's bytes goes alone.
+        let big = format!("{{\"text\":\"{}\"}}", "z".repeat(300 << 10));
+        p.add_records("texts", &[big.clone(), big]).unwrap();
+        assert_eq!(sizes(&p.take_all()), [1, 1]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! directory, each on its own loopback port, talking to the others over HTTP
 //! exactly as a deployment would, with a private Postgres cluster. A small job
 //! (three recorded blocks, one task each) checks the dataset and the webhooks
-//! against values computed straight from the recorded JSON.
+//! against values computed straight from the recorded JSON. It runs twice:
+//! on the embedded queues, and with the dispatcher's queues on SQS in the
+//! local AWS emulator (moto), which must give the same dataset.
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`;
 //! scripts/test.sh does it); the test fails with that advice when one is
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use num_bigint::BigUint;
 use serde_json::json;
-use trace_common::api::JobState;
+use trace_common::api::{JobState, QUEUE_BUFFER, QUEUE_TASKS_INGEST, QUEUE_TASKS_UDF};
 use trace_common::db::cluster::{Cluster, free_port};
 use trace_tests::expected;
 
@@ -32,6 +34,43 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_services_as_separate_processes_run_a_job_end_to_end() {
+    run_end_to_end(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_job_runs_with_the_queues_on_sqs() {
+    let moto = trace_common::aws::testing::start().await;
+    let sdk = trace_common::aws::testing::sdk_config(&moto).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    for name in [QUEUE_TASKS_UDF, QUEUE_TASKS_INGEST, QUEUE_BUFFER] {
+        let name = format!("{SQS_PREFIX}{name}");
+        sqs.create_queue().queue_name(name).send().await.unwrap();
+    }
+    run_end_to_end(Some(&moto)).await;
+    // Everything the run queued was received and deleted.
+    for name in [QUEUE_TASKS_UDF, QUEUE_TASKS_INGEST, QUEUE_BUFFER] {
+        let url = sqs
+            .get_queue_url()
+            .queue_name(format!("{SQS_PREFIX}{name}"))
+            .send()
+            .await
+            .unwrap();
+        let left = sqs
+            .receive_message()
+            .queue_url(url.queue_url().unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+        assert!(left.messages().is_empty(), "{name}: {left:?}");
+    }
+}
+
+/// The SQS queue name prefix of the SQS run.
+const SQS_PREFIX: &str = "trace-e2e-";
+
+/// The whole run; with `sqs`, the dispatcher keeps its queues there.
+async fn run_end_to_end(sqs: Option<&trace_common::aws::testing::Moto>) {
     let clock = Instant::now();
     let lap = |what: &str| eprintln!("[{:>6.1} s] {what}", clock.elapsed().as_secs_f64());
     let data_dir = trace_tests::data_dir();
@@ -65,14 +104,29 @@ async fn the_services_as_separate_processes_run_a_job_end_to_end() {
     let provider = format!("1={}/", url(replay));
     procs.spawn("trace-rpc-gateway", rpc, &[("--provider", &provider)]);
     let dispatcher = free_port();
-    procs.spawn(
+    let mut dispatcher_args = vec![
+        ("--state-database-url", state_url.as_str()),
+        ("--relay-interval-ms", "200"),
+        ("--migrate", "false"),
+    ];
+    let mut dispatcher_env = Vec::new();
+    if let Some(moto) = sqs {
+        dispatcher_args.extend([
+            ("--queue-backend", "sqs"),
+            ("--sqs-queue-prefix", SQS_PREFIX),
+        ]);
+        dispatcher_env.extend([
+            ("AWS_ENDPOINT_URL", moto.url.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ]);
+    }
+    procs.spawn_with_env(
         "trace-dispatcher",
         dispatcher,
-        &[
-            ("--state-database-url", &state_url),
-            ("--relay-interval-ms", "200"),
-            ("--migrate", "false"),
-        ],
+        &dispatcher_args,
+        &dispatcher_env,
     );
     let query = free_port();
     procs.spawn(
@@ -265,6 +319,16 @@ async fn the_services_as_separate_processes_run_a_job_end_to_end() {
     assert_eq!(stats["rejected"], json!(0), "{stats}");
     lap("alerts verified");
 
+    // The queue the dispatcher used: with SQS, not one message ever went
+    // into the embedded queue's table; without, every one did.
+    let pool = trace_common::db::connect(&state_url, 1).await.unwrap();
+    let (embedded_used,): (bool,) = sqlx::query_as("select is_called from queue_messages_id_seq")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(embedded_used, sqs.is_none());
+
     drop(procs);
     cluster.stop().expect("the cluster stops");
     lap("stopped");
@@ -282,6 +346,17 @@ impl Children {
     /// Starts `binary --listen 127.0.0.1:<port> <args>`, its output in
     /// `<logs>/<binary>.log`. An arg with an empty value is a bare flag.
     fn spawn(&mut self, binary: &'static str, port: u16, args: &[(&str, &str)]) {
+        self.spawn_with_env(binary, port, args, &[]);
+    }
+
+    /// Like [`Children::spawn`], with `env` set for the child.
+    fn spawn_with_env(
+        &mut self,
+        binary: &'static str,
+        port: u16,
+        args: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) {
         let exe = self.bin_dir.join(binary);
         assert!(
             exe.is_file(),
@@ -296,6 +371,7 @@ impl Children {
                 command.env_remove(name);
             }
         }
+        command.envs(env.iter().copied());
         command.arg("--listen").arg(format!("127.0.0.1:{port}"));
         for (flag, value) in args {
             command.arg(flag);
