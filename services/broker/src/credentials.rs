@@ -64,7 +64,7 @@ pub async fn issue(
     let token = state.signer.sign(&claims);
     let aws = match &state.sts {
         Some(sts) => Some(
-            sts.assume(req.task_id, req.attempt, &prefix)
+            sts.assume(req.task_id, req.attempt, &prefix, expires)
                 .await
                 .map_err(ApiError::unavailable)?,
         ),

@@ -4,8 +4,10 @@
 //! inline session policy it passes narrows that role to the task's prefix
 //! of the objects bucket: the credentials can read, write and delete keys
 //! under `scratch/<tenant>/<job>/<task>/` and list that prefix, nothing else,
-//! whatever the role itself allows. They last 15 minutes, the shortest STS
-//! grants, and a worker asks again with a live lease when they run out. The
+//! whatever the role itself allows, and only until the lease (as it stood
+//! when they were asked for) expires: STS cannot grant less than 15
+//! minutes, so the policy's `aws:CurrentTime` condition is what ends them
+//! with the lease. A worker whose lease was extended asks again. The
 //! host's own key check (`trace_common::keys`) stays the second wall: a key
 //! never leaves the host unless it is relative and under the prefix.
 
@@ -34,11 +36,17 @@ pub enum StsError {
 }
 
 /// The session policy of a task: objects under `prefix` in `bucket`, and a
-/// listing of that prefix only.
-pub fn session_policy(bucket: &str, prefix: &str) -> Result<Value, StsError> {
+/// listing of that prefix only, before `until`.
+pub fn session_policy(
+    bucket: &str,
+    prefix: &str,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<Value, StsError> {
     if prefix.contains(['*', '?', '$']) || bucket.contains(['*', '?', '$', '/']) {
         return Err(StsError::UnsafePrefix(format!("{bucket}/{prefix}")));
     }
+    let until = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let before = json!({ "aws:CurrentTime": until });
     Ok(json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -47,13 +55,17 @@ pub fn session_policy(bucket: &str, prefix: &str) -> Result<Value, StsError> {
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                 "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}*")],
+                "Condition": { "DateLessThan": before },
             },
             {
                 "Sid": "TaskListing",
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket"],
                 "Resource": [format!("arn:aws:s3:::{bucket}")],
-                "Condition": { "StringLike": { "s3:prefix": [format!("{prefix}*")] } },
+                "Condition": {
+                    "StringLike": { "s3:prefix": [format!("{prefix}*")] },
+                    "DateLessThan": before,
+                },
             },
         ],
     }))
@@ -84,14 +96,16 @@ impl StsIssuer {
         }
     }
 
-    /// Credentials for attempt `attempt` of `task`, limited to `prefix`.
+    /// Credentials for attempt `attempt` of `task`, limited to `prefix`
+    /// and usable until `until`.
     pub async fn assume(
         &self,
         task: Uuid,
         attempt: u32,
         prefix: &str,
+        until: chrono::DateTime<chrono::Utc>,
     ) -> Result<AwsCredentials, StsError> {
-        let policy = session_policy(&self.bucket, prefix)?;
+        let policy = session_policy(&self.bucket, prefix, until)?;
         let out = self
             .client
             .assume_role()
@@ -104,7 +118,8 @@ impl StsIssuer {
             .map_err(|err| StsError::AssumeRole(DisplayErrorContext(&err).to_string()))?;
         let creds = out.credentials().ok_or(StsError::NoCredentials)?;
         let expires_at = chrono::DateTime::from_timestamp(creds.expiration().secs(), 0)
-            .ok_or(StsError::NoCredentials)?;
+            .ok_or(StsError::NoCredentials)?
+            .min(until);
         Ok(AwsCredentials {
             access_key_id: creds.access_key_id().to_string(),
             secret_access_key: creds.secret_access_key().to_string(),
@@ -123,13 +138,16 @@ mod tests {
     fn the_session_policy_allows_the_task_prefix_and_nothing_else() {
         let prefix = "scratch/acme/00000000-0000-0000-0000-000000000001/\
                       00000000-0000-0000-0000-000000000002/";
-        let policy = session_policy("trace-objects", prefix).unwrap();
+        let until = chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap();
+        let policy = session_policy("trace-objects", prefix, until).unwrap();
         // Exactly what STS receives (serde_json writes keys sorted).
         let expected = concat!(
             r#"{"Statement":[{"Action":["s3:GetObject","s3:PutObject","s3:DeleteObject"],"#,
+            r#""Condition":{"DateLessThan":{"aws:CurrentTime":"2026-11-30T00:53:20Z"}},"#,
             r#""Effect":"Allow","Resource":["arn:aws:s3:::trace-objects/scratch/acme/"#,
             r#"00000000-0000-0000-0000-000000000001/00000000-0000-0000-0000-000000000002/*"],"#,
-            r#""Sid":"TaskObjects"},{"Action":["s3:ListBucket"],"Condition":{"StringLike":"#,
+            r#""Sid":"TaskObjects"},{"Action":["s3:ListBucket"],"Condition":{"DateLessThan":"#,
+            r#"{"aws:CurrentTime":"2026-11-30T00:53:20Z"},"StringLike":"#,
             r#"{"s3:prefix":["scratch/acme/00000000-0000-0000-0000-000000000001/"#,
             r#"00000000-0000-0000-0000-000000000002/*"]}},"Effect":"Allow","#,
             r#""Resource":["arn:aws:s3:::trace-objects"],"Sid":"TaskListing"}],"#,
@@ -144,11 +162,11 @@ mod tests {
     fn wildcards_never_reach_a_policy() {
         for prefix in ["scratch/a*/", "scratch/a?/", "scratch/${aws:username}/"] {
             assert!(matches!(
-                session_policy("b", prefix),
+                session_policy("b", prefix, chrono::Utc::now()),
                 Err(StsError::UnsafePrefix(_))
             ));
         }
-        assert!(session_policy("b/x", "scratch/a/").is_err());
+        assert!(session_policy("b/x", "scratch/a/", chrono::Utc::now()).is_err());
     }
 
     #[test]

@@ -192,6 +192,20 @@ impl TaskLimits {
         Ok(out)
     }
 
+    /// These limits as a request that names every one of them: what a
+    /// lease carries, so that a worker configured above the deployment's
+    /// maxima still runs the task under them.
+    pub fn as_job_limits(&self) -> JobLimits {
+        let mut out = JobLimits::default();
+        macro_rules! fill {
+            ($name:ident) => {
+                out.$name = Some(self.$name);
+            };
+        }
+        each_limit!(fill);
+        out
+    }
+
     /// These limits lowered to what `asked` asks for, never raised.
     pub fn narrowed(&self, asked: &JobLimits) -> TaskLimits {
         let mut out = *self;

@@ -40,6 +40,10 @@ pub enum QueueError {
     /// The backend could not be reached or failed.
     #[error("queue backend failed: {0}")]
     Backend(String),
+    /// A message is larger than the backend carries; sending it again will
+    /// not help, so this is the sender's fault, never an outage.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// An at-least-once queue with visibility timeouts.

@@ -360,13 +360,15 @@ impl Worker {
     }
 
     /// Completes or fails the task, retrying transport errors. A completion
-    /// the dispatcher refuses for what it holds (not for a stale lease) is
-    /// reported as a deterministic failure naming the refusal, so that the
-    /// task ends now rather than when its lease runs out.
+    /// the dispatcher refuses for what it holds (400, 413 or 422; not a
+    /// stale lease) is reported as a deterministic failure naming the
+    /// refusal, so that the task ends now rather than when its lease runs
+    /// out.
     async fn report(&self, task: Uuid, attempt: u32, result: Result<TaskOutcome, TaskFailure>) {
         let mut result = result;
         let mut backoff = FIRST_BACKOFF;
-        for _ in 0..REPORT_TRIES {
+        let mut tries = 0;
+        while tries < REPORT_TRIES {
             let sent = match &result {
                 Ok(outcome) => {
                     let req = CompleteRequest {
@@ -395,9 +397,10 @@ impl Worker {
                     tracing::info!(task = %task, attempt, succeeded = ok, "task reported");
                     return;
                 }
-                Err(err)
-                    if is_refusal(&err) && result.is_ok() && err.code() != Some(STALE_LEASE) =>
-                {
+                // The completion itself is unacceptable (malformed, too
+                // large, a value that cannot be stored): report a failure
+                // instead, once, without using up a try.
+                Err(err) if result.is_ok() && matches!(err.status(), Some(400 | 413 | 422)) => {
                     tracing::warn!(task = %task, attempt, error = %err, "completion refused");
                     let logs = result.map(|o| o.logs).unwrap_or_default();
                     result = Err(TaskFailure {
@@ -405,6 +408,7 @@ impl Worker {
                         class: FailureClass::Deterministic,
                         logs,
                     });
+                    continue;
                 }
                 Err(err) if is_refusal(&err) => {
                     tracing::warn!(task = %task, attempt, error = %err, "report refused");
@@ -416,6 +420,7 @@ impl Worker {
                     backoff = next_backoff(backoff);
                 }
             }
+            tries += 1;
         }
         tracing::error!(task = %task, attempt, "report given up; the reaper will return the task");
     }
@@ -461,9 +466,10 @@ impl Worker {
     }
 }
 
-/// A 4xx answer: the dispatcher understood and said no; retrying repeats it.
+/// A 4xx answer: the dispatcher understood and said no; retrying repeats
+/// it. A timeout (408) or throttling (429) on the way is worth retrying.
 fn is_refusal(err: &ClientError) -> bool {
-    matches!(err.status(), Some(status) if (400..500).contains(&status))
+    matches!(err.status(), Some(status) if (400..500).contains(&status) && status != 408 && status != 429)
 }
 
 fn next_backoff(current: Duration) -> Duration {

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use trace_common::aws::testing as moto;
-use trace_common::queue::Queue;
+use trace_common::queue::http::HttpQueue;
 use trace_common::queue::sqs::{MAX_BODY_BYTES, SqsQueue};
+use trace_common::queue::{Queue, QueueError};
 
 /// A queue `name` under the prefix `trace-test-` on a fresh emulator.
 async fn queue(name: &str) -> (moto::Moto, SqsQueue) {
@@ -109,11 +110,11 @@ async fn an_oversized_body_or_an_unknown_queue_is_an_error_naming_it() {
     let big = json!({ "text": "x".repeat(MAX_BODY_BYTES) });
 
     let err = q
-        .send("tasks-udf", &[json!({"ok": 1}), big])
+        .send("tasks-udf", &[json!({"ok": 1}), big.clone()])
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("over SQS's limit of 262144 bytes"),
+        matches!(&err, QueueError::TooLarge(m) if m.contains("over SQS's limit of 262144 bytes")),
         "{err}"
     );
     assert!(
@@ -126,4 +127,16 @@ async fn an_oversized_body_or_an_unknown_queue_is_an_error_naming_it() {
 
     let err = q.send("nowhere", &[json!({})]).await.unwrap_err();
     assert!(err.to_string().contains("trace-test-nowhere"), "{err}");
+
+    // Through the queue endpoint every service uses, it stays too large
+    // (413), not an outage.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = trace_common::queue::http::router(std::sync::Arc::new(q));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let err = HttpQueue::new(base)
+        .send("tasks-udf", &[big])
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, QueueError::TooLarge(_)), "{err}");
 }

@@ -14,6 +14,7 @@ use trace_common::ApiError;
 use trace_common::api::{
     ClaimRequest, ComponentRef, HeartbeatRequest, HeartbeatResponse, Lease, LeaseStatus,
 };
+use trace_common::limits::{JobLimits, TaskLimits};
 use uuid::Uuid;
 
 use crate::routes::{body, parse_id};
@@ -77,10 +78,15 @@ pub async fn claim(
     tx.commit().await?;
 
     tracing::info!(task = %id, attempt = row.attempt, worker = %req.worker_id, "task claimed");
-    Ok(Json(lease_of(id, row)?))
+    Ok(Json(lease_of(id, row, &state.settings.maxima)?))
 }
 
-fn lease_of(task_id: Uuid, row: ClaimedRow) -> Result<Lease, ApiError> {
+/// The lease of a claimed row. Its limits are the job's request filled in
+/// with the deployment's maxima, every one set, so that a worker
+/// configured above the maxima still runs the task under them.
+fn lease_of(task_id: Uuid, row: ClaimedRow, maxima: &TaskLimits) -> Result<Lease, ApiError> {
+    let asked: JobLimits = serde_json::from_value(row.limits)
+        .map_err(|err| ApiError::internal(format!("stored job limits: {err}")))?;
     let component = match (
         row.component_name,
         row.component_version,
@@ -106,8 +112,7 @@ fn lease_of(task_id: Uuid, row: ClaimedRow) -> Result<Lease, ApiError> {
         from_block: count(row.from_block),
         to_block: count(row.to_block),
         blocks: row.blocks.map(|b| b.into_iter().map(count).collect()),
-        limits: serde_json::from_value(row.limits)
-            .map_err(|err| ApiError::internal(format!("stored job limits: {err}")))?,
+        limits: maxima.narrowed(&asked).as_job_limits(),
         deterministic: row.deterministic,
     })
 }

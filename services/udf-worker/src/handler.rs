@@ -18,8 +18,8 @@ use trace_broker::client::BrokerClient;
 use trace_common::api::{CredentialRequest, FailureClass, Lease, QueryLimits};
 use trace_common::http::ServiceClient;
 use trace_common::limits::TaskLimits;
-use trace_common::queue::Queue;
 use trace_common::queue::http::HttpQueue;
+use trace_common::queue::{Queue, QueueError};
 use trace_common::worker::{TaskFailure, TaskHandler, TaskOutcome};
 use trace_host::{Capabilities, Execution, Host, Loaded, RunOutput, TaskInput};
 
@@ -231,10 +231,20 @@ impl UdfHandler {
                 p.batches(),
             )
         };
-        if let Err(err) = send_batches(queue.as_ref(), &batches).await {
-            tracing::warn!(error = %err, task = %lease.task_id, "buffer queue send failed");
-            let reason = "the record buffer is unavailable".to_string();
-            return Err(failure_with(reason, FailureClass::Transient, &log));
+        match send_batches(queue.as_ref(), &batches).await {
+            Ok(()) => {}
+            Err(QueueError::TooLarge(message)) => {
+                let reason = format!(
+                    "component broke a limit: a batch of records is too large for the record \
+                     buffer: {message}"
+                );
+                return Err(failure_with(reason, FailureClass::Deterministic, &log));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, task = %lease.task_id, "buffer queue send failed");
+                let reason = "the record buffer is unavailable".to_string();
+                return Err(failure_with(reason, FailureClass::Transient, &log));
+            }
         }
         Ok(TaskOutcome {
             summary: summary_json(&output),

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use trace_common::api::{Alert, BufferBatch, BufferPayload, Column, Lease, QUEUE_BUFFER};
-use trace_common::queue::Queue;
+use trace_common::queue::{Queue, QueueError};
 use trace_host::RecordsHost;
 use trace_host::records::{Alert as WitAlert, Column as WitColumn, RecordsError, Severity};
 
@@ -169,7 +169,11 @@ impl Publisher {
         let rows = records
             .iter()
             .enumerate()
-            .map(|(i, text)| validate::record(i, text, columns).map(|row| (row, text.len())))
+            .map(|(i, text)| {
+                let row = validate::record(i, text, columns)?;
+                let size = sized(&row);
+                Ok((row, size))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(RecordsError::InvalidRecord)?;
         self.records_published = total;
@@ -214,7 +218,6 @@ impl Publisher {
                 validate::payload(index, &alert.payload).map_err(RecordsError::InvalidRecord)?;
             validate::alert_text(index, &alert.key, &alert.title)
                 .map_err(RecordsError::InvalidRecord)?;
-            let bytes = size(&alert);
             let alert = Alert {
                 id: alert_id(&self.lease.job_id.to_string(), &alert.key),
                 key: alert.key,
@@ -222,6 +225,7 @@ impl Publisher {
                 title: alert.title,
                 payload,
             };
+            let bytes = sized(&alert);
             checked.push((alert, bytes));
         }
         self.alerts_published = total;
@@ -266,6 +270,13 @@ impl Publisher {
             payload,
         }
     }
+}
+
+/// How many bytes `item` takes in a batch: its serialised JSON, which is
+/// what a batch is cut by (the text a component handed over can be much
+/// shorter: `1e15` is sent as `1000000000000000.0`).
+fn sized<T: serde::Serialize>(item: &T) -> usize {
+    serde_json::to_vec(item).map_or(0, |v| v.len())
 }
 
 /// Takes full batches off the front of `items`, each of at most
@@ -345,6 +356,11 @@ impl RecordsCap {
         }
         match sent {
             Some(Ok(())) => Ok(()),
+            // Too large for the queue: the component's doing, and the same
+            // every time, so a limit rather than an outage.
+            Some(Err(QueueError::TooLarge(message))) => Err(RecordsError::Limit(format!(
+                "a batch of records is too large for the record buffer: {message}"
+            ))),
             Some(Err(err)) => {
                 tracing::warn!(error = %err, "buffer queue send failed");
                 Err(RecordsError::Unavailable(

@@ -6,17 +6,24 @@ use std::time::Duration;
 use trace_broker::sts::{StsIssuer, session_name};
 use trace_common::api::FailRequest;
 
-use super::support::{request, start_with};
+use super::support::{Stack, request, start_with};
 use trace_common::aws::testing as moto;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/trace-task";
 
-#[tokio::test]
-async fn a_live_lease_gets_sts_credentials_that_work_and_last_fifteen_minutes() {
+/// The emulator, SDK settings that reach it, and a stack whose broker
+/// assumes [`ROLE`] there for bucket `trace-objects`.
+async fn sts_stack(lease: Duration) -> (moto::Moto, aws_config::SdkConfig, Stack) {
     let moto = moto::start().await;
     let sdk = moto::sdk_config(&moto).await;
     let sts = StsIssuer::new(&sdk, ROLE.into(), "trace-objects".into());
-    let stack = start_with(Duration::from_secs(3600), 3600, 1 << 20, Some(sts)).await;
+    let stack = start_with(lease, 3600, 1 << 20, Some(sts)).await;
+    (moto, sdk, stack)
+}
+
+#[tokio::test]
+async fn a_live_lease_gets_sts_credentials_that_work_and_last_fifteen_minutes() {
+    let (_moto, sdk, stack) = sts_stack(Duration::from_secs(3600)).await;
     let lease = stack.claimed(1).await.remove(0);
 
     let creds = stack.credentials(&lease).await;
@@ -57,11 +64,20 @@ async fn a_live_lease_gets_sts_credentials_that_work_and_last_fifteen_minutes() 
 }
 
 #[tokio::test]
+async fn sts_credentials_end_with_the_lease_they_were_asked_under() {
+    let (_moto, _sdk, stack) = sts_stack(Duration::from_secs(30)).await;
+    let lease = stack.claimed(1).await.remove(0);
+
+    let aws = stack.credentials(&lease).await.aws.unwrap();
+
+    // STS grants 900 s at least; the session policy ends them at the lease.
+    assert!(aws.expires_at <= lease.expires_at, "{aws:?} {lease:?}");
+    assert!(aws.expires_at > chrono::Utc::now() + chrono::TimeDelta::seconds(20));
+}
+
+#[tokio::test]
 async fn no_sts_credentials_without_a_live_lease() {
-    let moto = moto::start().await;
-    let sdk = moto::sdk_config(&moto).await;
-    let sts = StsIssuer::new(&sdk, ROLE.into(), "trace-objects".into());
-    let stack = start_with(Duration::from_secs(3600), 3600, 1 << 20, Some(sts)).await;
+    let (_moto, _sdk, stack) = sts_stack(Duration::from_secs(3600)).await;
     let lease = stack.claimed(1).await.remove(0);
     let failed = FailRequest {
         attempt: lease.attempt,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Queue, QueueError, Received};
 use crate::error::ApiError;
-use crate::http::{ServiceClient, check, decode};
+use crate::http::{ClientError, ServiceClient, check, decode};
 
 /// The longest long poll the endpoint serves.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
@@ -76,9 +76,14 @@ impl HttpQueue {
         let url = self.client.url(path);
         let resp = self.client.http().post(&url).json(body).send().await;
         let resp = resp.map_err(|e| QueueError::Backend(format!("request to `{url}`: {e}")))?;
-        check(url, resp)
-            .await
-            .map_err(|e| QueueError::Backend(e.to_string()))?;
+        check(url, resp).await.map_err(|e| match e {
+            ClientError::Status {
+                status: 413,
+                message,
+                ..
+            } => QueueError::TooLarge(message),
+            e => QueueError::Backend(e.to_string()),
+        })?;
         Ok(())
     }
 }
@@ -186,5 +191,10 @@ fn valid_name(name: &str) -> Result<(), ApiError> {
 }
 
 fn unavailable(err: QueueError) -> ApiError {
-    ApiError::unavailable(err)
+    match err {
+        QueueError::TooLarge(message) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+        }
+        err => ApiError::unavailable(err),
+    }
 }

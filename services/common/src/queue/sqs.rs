@@ -1,13 +1,17 @@
 //! The [`Queue`] trait on Amazon SQS, for deployments on AWS.
 //!
 //! A Trace queue name (`tasks-udf`, `buffer-records`, ...) is the SQS queue
-//! `<prefix><name>`; its URL is looked up once and cached. Sends and deletes
-//! go in batches of ten, SQS's most per call; a receive asks for at most ten
-//! messages and waits at most 20 s (long polling), and reads
-//! `ApproximateReceiveCount` as the message's receive count. A body over
-//! SQS's 256 KiB is refused with an error naming its size: record batches
-//! that large are meant to travel by claim check (the batch in object
-//! storage, its key in the message), which this backend does not do yet.
+//! `<prefix><name>`; its URL is looked up once and cached. Sends go in
+//! batches of at most ten messages and 256 KiB together, deletes of ten,
+//! SQS's most per call; a receive asks for at most ten messages and waits
+//! at most 20 s (long polling), and reads `ApproximateReceiveCount` as the
+//! message's receive count. A body over SQS's 256 KiB is refused as
+//! [`QueueError::TooLarge`], naming its size: record batches that large are
+//! meant to travel by claim check (the batch in object storage, its key in
+//! the message), which this backend does not do yet. A send that fails
+//! part-way may have enqueued its first batches; the queues are
+//! at-least-once, and every receiver tolerates the repeat when the sender
+//! tries again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,6 +30,39 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 const BATCH: usize = 10;
 /// SQS's longest long poll.
 const MAX_WAIT: Duration = Duration::from_secs(20);
+/// SQS's longest visibility timeout: 12 hours.
+const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
+
+/// `text` as SQS accepts it. SQS takes only characters XML allows;
+/// serialised JSON escapes every control character, so the only ones left
+/// are U+FFFE and U+FFFF, which are written as JSON escapes instead (they
+/// can only stand inside strings, and mean the same there).
+fn sqs_text(text: String) -> String {
+    if text.contains(['\u{FFFE}', '\u{FFFF}']) {
+        text.replace('\u{FFFE}', "\\ufffe")
+            .replace('\u{FFFF}', "\\uffff")
+    } else {
+        text
+    }
+}
+
+/// `texts` in groups SQS takes in one `SendMessageBatch`: at most ten, and
+/// at most [`MAX_BODY_BYTES`] together.
+fn send_groups(texts: &[String]) -> Vec<&[String]> {
+    let mut groups = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, text) in texts.iter().enumerate() {
+        if i > start && (i - start == BATCH || bytes + text.len() > MAX_BODY_BYTES) {
+            groups.push(&texts[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += text.len();
+    }
+    if start < texts.len() {
+        groups.push(&texts[start..]);
+    }
+    groups
+}
 
 /// Queues on SQS, named `<prefix><name>`.
 #[derive(Debug)]
@@ -81,6 +118,14 @@ impl SqsQueue {
     }
 }
 
+/// `visibility` in whole seconds, rounded up, within what SQS accepts.
+fn visibility_secs(visibility: Duration) -> i32 {
+    let secs = visibility
+        .as_secs()
+        .saturating_add(u64::from(visibility.subsec_nanos() > 0));
+    secs.clamp(1, MAX_VISIBILITY_SECS) as i32
+}
+
 fn backend(what: &str, err: impl std::error::Error) -> QueueError {
     QueueError::Backend(format!("{what}: {}", DisplayErrorContext(&err)))
 }
@@ -91,15 +136,15 @@ impl Queue for SqsQueue {
         if bodies.is_empty() {
             return Ok(());
         }
-        let texts: Vec<String> = bodies.iter().map(|b| b.to_string()).collect();
+        let texts: Vec<String> = bodies.iter().map(|b| sqs_text(b.to_string())).collect();
         if let Some(big) = texts.iter().find(|t| t.len() > MAX_BODY_BYTES) {
-            return Err(QueueError::Backend(format!(
+            return Err(QueueError::TooLarge(format!(
                 "a message of {} bytes is over SQS's limit of {MAX_BODY_BYTES} bytes",
                 big.len()
             )));
         }
         let url = self.url(queue).await?;
-        for chunk in texts.chunks(BATCH) {
+        for chunk in send_groups(&texts) {
             let entries = chunk
                 .iter()
                 .enumerate()
@@ -146,8 +191,9 @@ impl Queue for SqsQueue {
             .queue_url(&url)
             .max_number_of_messages(max.clamp(1, BATCH as u32) as i32)
             .wait_time_seconds(secs(wait.min(MAX_WAIT)))
-            // SQS counts whole seconds; a shorter visibility is one second.
-            .visibility_timeout(secs(visibility).max(1))
+            // SQS counts whole seconds, up to 12 hours: round up, so a
+            // message is never visible again sooner than asked.
+            .visibility_timeout(visibility_secs(visibility))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
@@ -216,5 +262,37 @@ impl Queue for SqsQueue {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sends_are_grouped_by_ten_and_by_bytes() {
+        let small: Vec<String> = (0..25).map(|n| n.to_string()).collect();
+        let sizes: Vec<usize> = send_groups(&small).iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+        let big = vec!["x".repeat(100 << 10); 5];
+        let sizes: Vec<usize> = send_groups(&big).iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        assert!(send_groups(&[]).is_empty());
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_sent_as_json_escapes() {
+        let body = serde_json::json!({ "t": "a\u{FFFF}b\u{FFFE}" }).to_string();
+        let sent = sqs_text(body);
+        assert_eq!(sent, r#"{"t":"a\uffffb\ufffe"}"#);
+        let back: serde_json::Value = serde_json::from_str(&sent).unwrap();
+        assert_eq!(back["t"], "a\u{FFFF}b\u{FFFE}");
+    }
+
+    #[test]
+    fn visibility_is_rounded_up_and_bounded() {
+        assert_eq!(visibility_secs(Duration::from_millis(1900)), 2);
+        assert_eq!(visibility_secs(Duration::ZERO), 1);
+        assert_eq!(visibility_secs(Duration::from_secs(u64::MAX)), 43_200);
     }
 }

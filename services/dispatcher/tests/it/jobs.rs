@@ -232,7 +232,15 @@ async fn the_limits_a_job_asks_for_reach_its_leases() {
 
     let lease = d.client.claim(task, "w").await.unwrap().unwrap();
 
-    assert_eq!(lease.limits, req.limits);
+    // What the job asked for, and the deployment's maxima for the rest.
+    let maxima = trace_common::limits::TaskLimits::default();
+    assert_eq!(lease.limits.memory_mib, Some(16));
+    assert_eq!(lease.limits.max_records, Some(7));
+    assert_eq!(lease.limits.max_alerts, Some(maxima.max_alerts));
+    assert_eq!(lease.limits, maxima.narrowed(&req.limits).as_job_limits());
+    // The job itself still shows what it asked for.
+    let job = d.client.job("acme", job.id).await.unwrap();
+    assert_eq!(job.limits, req.limits);
 }
 
 #[tokio::test]
@@ -243,7 +251,15 @@ async fn a_deployment_configures_the_maxima_jobs_are_checked_against() {
 
     let mut req = udf(1, 1, 1);
     req.limits.memory_mib = Some(100);
-    d.client.create_job(&req).await.unwrap();
+    let job = d.client.create_job(&req).await.unwrap();
+    // A limit the job left unset reaches the lease at the maximum, so a
+    // worker configured above it still runs the task under it.
+    let task = task_ids(&d.pool, job.id).await[0];
+    let lease = d.client.claim(task, "w").await.unwrap().unwrap();
+    assert_eq!(
+        (lease.limits.memory_mib, lease.limits.max_alerts),
+        (Some(100), Some(5))
+    );
     req.limits.max_alerts = Some(6);
     let err = d.client.create_job(&req).await.unwrap_err();
     assert_eq!(
