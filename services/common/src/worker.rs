@@ -469,7 +469,10 @@ impl Worker {
 /// A 4xx answer: the dispatcher understood and said no; retrying repeats
 /// it. A timeout (408) or throttling (429) on the way is worth retrying.
 fn is_refusal(err: &ClientError) -> bool {
-    matches!(err.status(), Some(status) if (400..500).contains(&status) && status != 408 && status != 429)
+    match err.status() {
+        Some(408 | 429) | None => false,
+        Some(status) => (400..500).contains(&status),
+    }
 }
 
 fn next_backoff(current: Duration) -> Duration {

@@ -22,12 +22,36 @@ use crate::error::QueryError;
 /// Functions no query may call. `set_config` could switch the role a query
 /// runs as (the role fence checks the session user, which is the service's
 /// own); the `query_to_xml` family runs SQL given as text, which this gate
-/// cannot see.
-pub const DENIED_FUNCTIONS: [&str; 4] = [
+/// cannot see; the sleeps hold a pooled connection doing nothing (the
+/// statement timeout would end them, but not before they starve other
+/// tenants); the file functions read the server's files and the large
+/// object functions objects no tenant owns. Most of these the reader roles
+/// could not run anyway; refusing them by name gives a clear error before
+/// anything reaches the database.
+pub const DENIED_FUNCTIONS: &[&str] = &[
     "set_config",
     "query_to_xml",
     "query_to_xmlschema",
     "query_to_xml_and_xmlschema",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_stat_file",
+    "pg_ls_dir",
+    "pg_ls_logdir",
+    "pg_ls_waldir",
+    "pg_ls_tmpdir",
+    "pg_ls_archive_statusdir",
+    "pg_ls_logicalsnapdir",
+    "pg_ls_logicalmapdir",
+    "pg_ls_replslotdir",
+    "lo_import",
+    "lo_export",
+    "lo_get",
+    "lo_open",
+    "loread",
 ];
 
 /// The most operators (`+`, `AND`, `=`, `||`, ...) one statement may hold.
@@ -227,6 +251,11 @@ mod tests {
             "select 1 from logs where pg_catalog.SET_CONFIG('a', 'b', true) is null",
             "select * from query_to_xml('select 1', true, true, '')",
             "select (select query_to_xml('select 1', true, true, ''))",
+            "select pg_sleep(5)",
+            "select 1 where pg_catalog.pg_sleep_for('5 seconds') is null",
+            "select pg_read_file('/etc/passwd')",
+            "select * from pg_ls_dir('.')",
+            "select lo_get(1)",
         ] {
             assert!(denied(sql), "{sql} was not denied");
         }

@@ -4,6 +4,9 @@ use serde_json::json;
 
 use super::support::{code, message, query, query_limited, start};
 
+/// A query that takes many seconds of real work (sleeping is refused).
+const SLOW: &str = "select count(*) from generate_series(1, 1000000000)";
+
 #[tokio::test]
 async fn writes_ddl_copy_and_multiple_statements_are_denied_on_both_sources() {
     let service = start(|_| {}).await;
@@ -88,14 +91,7 @@ async fn malformed_sql_and_unknown_tables_or_columns_are_invalid_queries() {
 async fn a_query_past_the_statement_timeout_is_stopped() {
     let service = start(|c| c.statement_timeout_ms = 300).await;
     let started = std::time::Instant::now();
-    let answer = query(
-        &service.base,
-        "acme",
-        "select pg_sleep(5)",
-        json!([]),
-        false,
-    )
-    .await;
+    let answer = query(&service.base, "acme", SLOW, json!([]), false).await;
     assert_eq!(code(&answer), (408, "timeout".into()));
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
@@ -171,7 +167,7 @@ async fn a_request_may_lower_the_limits_but_never_raise_them() {
     let slow = query_limited(
         &service.base,
         "acme",
-        "select pg_sleep(5)",
+        SLOW,
         json!([]),
         false,
         json!({"timeout_ms": 200}),

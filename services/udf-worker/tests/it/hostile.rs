@@ -135,6 +135,15 @@ async fn statements_that_are_not_one_read_only_query_are_denied_by_the_query_ser
             "set-config",
             "denied: queries may not call `set_config`".into(),
         ),
+        ("sleep", "denied: queries may not call `pg_sleep`".into()),
+        (
+            "read-file",
+            "denied: queries may not call `pg_read_file`".into(),
+        ),
+        (
+            "large-object",
+            "denied: queries may not call `lo_get`".into(),
+        ),
     ]
     .map(|(way, told)| (case("sql", way), gave_up(&told)));
     assert_cases(&platform, &hostile, &cases).await;

@@ -194,6 +194,9 @@ pub fn sql(way: &str) -> Result<Summary, UdfError> {
         "cross-tenant" => "select * from ds_globex.secrets",
         "set-role" => "set role trace_reader_globex",
         "set-config" => "select set_config('role', 'trace_reader_globex', true)",
+        "sleep" => "select pg_sleep(60)",
+        "read-file" => "select pg_read_file('/etc/passwd')",
+        "large-object" => "select lo_get(1)",
         _ => return Err(UdfError::InvalidParams(format!("unknown way `{way}`"))),
     };
     match query::execute(sql, &[], Source::Postgres) {
