@@ -9,36 +9,53 @@
 use serde::{Deserialize, Serialize};
 
 /// What a job asks for; each absent limit takes the deployment's value.
+/// Absent limits are left out when serialised, so that a stored job that
+/// uses only older limits still reads to an older dispatcher (a rollback).
+/// Leases name every limit, so workers must be upgraded first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobLimits {
     /// Linear memory of one component instance, in MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
     /// Wall time of the call to `run`, in seconds (the epoch deadline).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub call_deadline_secs: Option<u64>,
     /// Wall time of the whole task (loading, the call, flushing), in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub task_wall_secs: Option<u64>,
     /// Records published per task, all datasets together.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_records: Option<u64>,
     /// Bytes of records (as JSON) published per task.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_record_bytes: Option<u64>,
     /// Alerts published per task.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_alerts: Option<u64>,
     /// Log lines per task, guest lines and captured output together.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_log_lines: Option<u64>,
     /// Bytes of log messages per task.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_log_bytes: Option<u64>,
     /// Objects a task may hold written at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_objects: Option<u64>,
     /// The largest object a task may write, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_object_bytes: Option<u64>,
     /// Bytes of objects a task may hold written at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_object_total_bytes: Option<u64>,
     /// Rows one query may return.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_query_rows: Option<u64>,
     /// Bytes one query may return, as Arrow holds the values.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_query_bytes: Option<u64>,
     /// The statement timeout of one query, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub query_timeout_secs: Option<u64>,
 }
 
@@ -242,6 +259,21 @@ mod tests {
         let zero = JobLimits::from_pairs(&["max_objects=0".to_string()]).unwrap();
         let err = TaskLimits::default().configured(&zero).unwrap_err();
         assert_eq!(err, LimitRefusal::Zero("max_objects"));
+    }
+
+    #[test]
+    fn absent_limits_are_left_out_when_serialised() {
+        let asked = JobLimits {
+            memory_mib: Some(16),
+            ..JobLimits::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&asked).unwrap(),
+            r#"{"memory_mib":16}"#
+        );
+        assert_eq!(serde_json::to_string(&JobLimits::default()).unwrap(), "{}");
+        let back: JobLimits = serde_json::from_str(r#"{"memory_mib":16}"#).unwrap();
+        assert_eq!(back, asked);
     }
 
     #[test]
