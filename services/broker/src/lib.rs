@@ -59,7 +59,9 @@ pub struct Config {
     /// and endpoint (`AWS_ENDPOINT_URL`) come from the SDK's usual chain.
     #[arg(long, env = "TRACE_BROKER_STS_ROLE_ARN", requires = "objects_bucket")]
     pub sts_role_arn: Option<String>,
-    /// AWS mode: the bucket holding task objects.
+    /// Objects in this S3 bucket instead of the local directory: the
+    /// object endpoint reads and writes it, and in AWS mode the task
+    /// credentials are limited to it.
     #[arg(long, env = "TRACE_OBJECTS_BUCKET")]
     pub objects_bucket: Option<String>,
 }
@@ -90,13 +92,9 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The object directory could not be opened.
-    #[error("cannot open the object directory `{path}`")]
-    Objects {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The object store could not be opened.
+    #[error(transparent)]
+    Objects(#[from] trace_common::objects::OpenError),
     /// The signing key is shorter than 16 bytes.
     #[error("the signing key is `{0}` bytes long; at least 16 are required")]
     WeakKey(usize),
@@ -110,12 +108,9 @@ pub enum Error {
 
 impl BrokerState {
     /// The state `config` describes.
-    pub fn from_config(config: &Config) -> Result<Self, Error> {
-        let store =
-            trace_common::objects::local(&config.objects_dir).map_err(|source| Error::Objects {
-                path: config.objects_dir.clone(),
-                source,
-            })?;
+    pub async fn from_config(config: &Config) -> Result<Self, Error> {
+        let bucket = config.objects_bucket.as_deref();
+        let store = trace_common::objects::open(&config.objects_dir, bucket).await?;
         let signer = match &config.signing_key {
             Some(key) if key.len() < 16 => return Err(Error::WeakKey(key.len())),
             Some(key) => Signer::new(key.as_bytes().to_vec()),
@@ -137,7 +132,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let mut state = BrokerState::from_config(&config)?;
+    let mut state = BrokerState::from_config(&config).await?;
     if let Some(role) = &config.sts_role_arn {
         let bucket = config.objects_bucket.clone().ok_or(Error::NoBucket)?;
         let sdk = trace_common::aws::sdk_config().await;

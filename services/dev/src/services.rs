@@ -115,6 +115,7 @@ pub(crate) async fn start_all(
     let cfg = trace_query::Config {
         data_database_url: db.data_url.clone(),
         objects_dir: objects_dir.to_path_buf(),
+        objects_bucket: None,
         ..Default::default()
     };
     let query = run.spawn("query service", listener, |l, s| {
@@ -159,6 +160,7 @@ pub(crate) async fn start_all(
         listen: "127.0.0.1:0".into(),
         state_database_url: db.state_url.clone(),
         objects_dir: objects_dir.to_path_buf(),
+        objects_bucket: None,
         dispatcher_url: dispatcher.clone(),
         query_url: query.clone(),
         sinks_url: sinks.clone(),
@@ -174,6 +176,7 @@ pub(crate) async fn start_all(
         dispatcher_url: dispatcher.clone(),
         data_database_url: db.data_url.clone(),
         objects_dir: objects_dir.to_path_buf(),
+        objects_bucket: None,
         worker_id: "dev-platform-worker".into(),
         concurrency: 2,
     };

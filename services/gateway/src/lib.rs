@@ -54,6 +54,10 @@ pub struct Config {
     /// Directory of the platform object store, where component bytes are kept.
     #[arg(long, env = "TRACE_OBJECTS_DIR", default_value = ".trace/objects")]
     pub objects_dir: PathBuf,
+    /// Objects in this S3 bucket instead of the local directory; region,
+    /// endpoint and credentials come from the AWS SDK's usual settings.
+    #[arg(long, env = "TRACE_OBJECTS_BUCKET")]
+    pub objects_bucket: Option<String>,
     /// Base URL of the dispatcher.
     #[arg(
         long,
@@ -92,6 +96,7 @@ impl Default for Config {
             listen: "127.0.0.1:7400".into(),
             state_database_url: "postgres://postgres@127.0.0.1:7432/trace_state".into(),
             objects_dir: PathBuf::from(".trace/objects"),
+            objects_bucket: None,
             dispatcher_url: "http://127.0.0.1:7401".into(),
             query_url: "http://127.0.0.1:7402".into(),
             sinks_url: "http://127.0.0.1:7406".into(),
@@ -109,15 +114,9 @@ pub enum Error {
     /// The state database could not be reached or a statement on it failed.
     #[error("state database error")]
     Database(#[from] sqlx::Error),
-    /// The object store directory could not be opened.
-    #[error("cannot open the object store at `{dir}`")]
-    Objects {
-        /// The directory.
-        dir: PathBuf,
-        /// Why it could not be opened.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The object store could not be opened.
+    #[error(transparent)]
+    Objects(#[from] trace_common::objects::OpenError),
     /// A tenant id that does not match `^[a-z][a-z0-9_]{0,31}$`.
     #[error("invalid tenant id `{0}`: use a lowercase letter then up to 31 of [a-z0-9_]")]
     InvalidTenant(String),
@@ -136,7 +135,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let pool = trace_common::db::connect(&config.state_database_url, 10).await?;
-    let state = AppState::new(&config, pool)?;
+    let state = AppState::new(&config, pool).await?;
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "gateway listening");
     let stop = async move { shutdown.cancelled().await };

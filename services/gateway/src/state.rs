@@ -25,12 +25,9 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state from `config` over an open state-database pool.
-    pub fn new(config: &Config, pool: PgPool) -> Result<Self, Error> {
-        let store =
-            trace_common::objects::local(&config.objects_dir).map_err(|source| Error::Objects {
-                dir: config.objects_dir.clone(),
-                source,
-            })?;
+    pub async fn new(config: &Config, pool: PgPool) -> Result<Self, Error> {
+        let bucket = config.objects_bucket.as_deref();
+        let store = trace_common::objects::open(&config.objects_dir, bucket).await?;
         Ok(Self {
             pool,
             store,

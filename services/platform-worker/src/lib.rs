@@ -60,6 +60,10 @@ pub struct Config {
         default_value = ".trace/objects"
     )]
     pub objects_dir: PathBuf,
+    /// Objects in this S3 bucket instead of the local directory; region,
+    /// endpoint and credentials come from the AWS SDK's usual settings.
+    #[arg(long, env = "TRACE_OBJECTS_BUCKET")]
+    pub objects_bucket: Option<String>,
     /// This worker's id, recorded as the owner of its leases.
     #[arg(long, env = "TRACE_WORKER_ID", default_value = "platform-worker")]
     pub worker_id: String,
@@ -75,14 +79,9 @@ pub enum Error {
     /// The data database could not be reached.
     #[error("cannot connect to the data database")]
     Database(#[source] sqlx::Error),
-    /// The object store directory could not be opened.
-    #[error("cannot open the object store `{path}`")]
-    Objects {
-        /// The directory.
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The object store could not be opened.
+    #[error(transparent)]
+    Objects(#[from] trace_common::objects::OpenError),
     /// The health server failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -98,11 +97,8 @@ pub async fn serve(
     let data = trace_common::db::connect(&config.data_database_url, config.concurrency as u32 + 1)
         .await
         .map_err(Error::Database)?;
-    let objects =
-        trace_common::objects::local(&config.objects_dir).map_err(|source| Error::Objects {
-            path: config.objects_dir.clone(),
-            source,
-        })?;
+    let bucket = config.objects_bucket.as_deref();
+    let objects = trace_common::objects::open(&config.objects_dir, bucket).await?;
     let handler = Arc::new(IngestHandler::new(config.rpc_url.clone(), data, objects));
 
     let mut options = WorkerOptions::new(QUEUE_TASKS_INGEST, config.worker_id.clone());

@@ -1,7 +1,10 @@
 //! Queries over the Parquet lake with DataFusion.
 //!
 //! The platform worker writes one Parquet file per table per ingest task
-//! under `<objects>/lake/chain=1/<table>/`. Files appear while ingest runs,
+//! under `lake/chain=1/<table>/` of the object store (a local directory or
+//! an S3 bucket, registered with DataFusion as the `objects://platform/`
+//! store, so it plans and reads the same over either). Files appear while
+//! ingest runs,
 //! so each query gets a fresh `SessionContext` with whichever of the lake's
 //! tables have files registered as listing tables; a table without files
 //! is not registered and a query naming it is told so. DDL, DML and other
@@ -13,7 +16,6 @@
 //! does, so that the same query over the same rows gives the same batches
 //! from either source.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
@@ -22,7 +24,8 @@ use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::prelude::ParquetReadOptions;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
 
 use crate::QueryResult;
 use crate::error::QueryError;
@@ -34,25 +37,27 @@ pub const TABLES: [&str; 3] = ["blocks", "transactions", "logs"];
 /// The chain the lake serves.
 const CHAIN_ID: u64 = 1;
 
-/// Runs queries over the lake under an objects directory.
+/// The URL the object store is registered under in each query's context.
+const STORE_URL: &str = "objects://platform/";
+
+/// Runs queries over the lake in an object store.
 #[derive(Debug, Clone)]
 pub struct LakeSource {
-    root: PathBuf,
+    store: Arc<dyn ObjectStore>,
     limits: Limits,
 }
 
 impl LakeSource {
-    /// A source over `<objects_dir>/lake/chain=1/` answering under `limits`.
-    pub fn new(objects_dir: &Path, limits: Limits) -> Self {
-        let root = objects_dir.join("lake").join(format!("chain={CHAIN_ID}"));
-        Self { root, limits }
+    /// A source over `lake/chain=1/` of `store` answering under `limits`.
+    pub fn new(store: Arc<dyn ObjectStore>, limits: Limits) -> Self {
+        Self { store, limits }
     }
 
     /// The same source under `limits` (a request's, already narrowed).
     pub fn with_limits(&self, limits: Limits) -> Self {
         Self {
             limits,
-            root: self.root.clone(),
+            store: self.store.clone(),
         }
     }
 
@@ -125,13 +130,15 @@ impl LakeSource {
             .parquet
             .schema_force_view_types = false;
         let ctx = SessionContext::new_with_config(config);
+        let store_url = url::Url::parse(STORE_URL).expect("the store url parses");
+        ctx.register_object_store(&store_url, self.store.clone());
         let mut present = Vec::new();
         for table in TABLES {
-            let dir = self.root.join(table);
-            if !has_parquet(&dir).await {
+            let prefix = trace_common::objects::lake_prefix(CHAIN_ID, table);
+            if !self.has_parquet(&prefix).await? {
                 continue;
             }
-            let url = format!("{}/", dir.display());
+            let url = format!("{STORE_URL}{prefix}/");
             let options = ParquetReadOptions::default().file_extension(".parquet");
             ctx.register_parquet(table, &url, options)
                 .await
@@ -142,18 +149,22 @@ impl LakeSource {
         }
         Ok((ctx, present))
     }
-}
 
-async fn has_parquet(dir: &Path) -> bool {
-    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
-        return false;
-    };
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        if entry.file_name().to_string_lossy().ends_with(".parquet") {
-            return true;
+    /// Whether `prefix` holds a Parquet file yet.
+    async fn has_parquet(&self, prefix: &str) -> Result<bool, QueryError> {
+        let prefix = object_store::path::Path::from(prefix);
+        let mut files = self.store.list(Some(&prefix));
+        while let Some(meta) = files
+            .try_next()
+            .await
+            .map_err(|e| QueryError::Unavailable(format!("listing the lake: {e}")))?
+        {
+            if meta.location.as_ref().ends_with(".parquet") {
+                return Ok(true);
+            }
         }
+        Ok(false)
     }
-    false
 }
 
 fn bind_values(

@@ -21,6 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use object_store::ObjectStore;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,10 @@ pub struct Config {
         default_value = ".trace/objects"
     )]
     pub objects_dir: PathBuf,
+    /// Objects in this S3 bucket instead of the local directory; region,
+    /// endpoint and credentials come from the AWS SDK's usual settings.
+    #[arg(long, env = "TRACE_OBJECTS_BUCKET")]
+    pub objects_bucket: Option<String>,
 
     /// Longest a query may run, in milliseconds.
     #[arg(
@@ -95,6 +100,7 @@ impl Default for Config {
         Self {
             data_database_url: "postgres://postgres@127.0.0.1:7432/trace_data".into(),
             objects_dir: PathBuf::from(".trace/objects"),
+            objects_bucket: None,
             statement_timeout_ms: 10_000,
             max_rows: 1_000_000,
             max_result_bytes: 64 * 1024 * 1024,
@@ -120,6 +126,9 @@ pub enum Error {
     /// The data database could not be reached.
     #[error("cannot connect to the data database")]
     Connect(#[source] sqlx::Error),
+    /// The object store holding the lake could not be opened.
+    #[error(transparent)]
+    Objects(#[from] trace_common::objects::OpenError),
     /// The HTTP server failed.
     #[error("http server failed")]
     Serve(#[source] std::io::Error),
@@ -149,19 +158,22 @@ pub async fn serve(
     let pool = trace_common::db::connect(&config.data_database_url, config.max_connections)
         .await
         .map_err(Error::Connect)?;
-    let app = router(pool, &config);
+    let bucket = config.objects_bucket.as_deref();
+    let objects = trace_common::objects::open(&config.objects_dir, bucket).await?;
+    let app = router(pool, objects, &config);
     tracing::info!(addr = ?listener.local_addr().ok(), "query service listening");
     trace_common::http::serve(listener, app, async move { shutdown.cancelled().await })
         .await
         .map_err(Error::Serve)
 }
 
-/// The service's routes over the data database `pool`.
-pub fn router(pool: PgPool, config: &Config) -> Router {
+/// The service's routes over the data database `pool` and the lake in
+/// `objects`.
+pub fn router(pool: PgPool, objects: Arc<dyn ObjectStore>, config: &Config) -> Router {
     let limits = config.limits();
     let state = Arc::new(AppState {
         postgres: PgSource::new(pool, limits),
-        lake: LakeSource::new(&config.objects_dir, limits),
+        lake: LakeSource::new(objects, limits),
         limits,
     });
     Router::new()

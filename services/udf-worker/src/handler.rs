@@ -44,12 +44,9 @@ pub struct UdfHandler {
 
 impl UdfHandler {
     /// A handler for `config`: its host, object store and service clients.
-    pub fn from_config(config: &Config) -> Result<Self, Error> {
-        let objects =
-            trace_common::objects::local(&config.objects_dir).map_err(|source| Error::Objects {
-                path: config.objects_dir.clone(),
-                source,
-            })?;
+    pub async fn from_config(config: &Config) -> Result<Self, Error> {
+        let bucket = config.objects_bucket.as_deref();
+        let objects = trace_common::objects::open(&config.objects_dir, bucket).await?;
         Ok(Self {
             host: Arc::new(crate::host(config)?),
             objects,

@@ -59,6 +59,10 @@ pub struct Config {
         default_value = ".trace/objects"
     )]
     pub objects_dir: PathBuf,
+    /// Objects in this S3 bucket instead of the local directory; region,
+    /// endpoint and credentials come from the AWS SDK's usual settings.
+    #[arg(long, env = "TRACE_OBJECTS_BUCKET")]
+    pub objects_bucket: Option<String>,
     /// Directory of compiled component artifacts, kept across restarts.
     #[arg(
         long,
@@ -114,6 +118,7 @@ impl Config {
             query_url: query_url.into(),
             broker_url: broker_url.into(),
             objects_dir,
+            objects_bucket: None,
             artifact_cache_dir,
             worker_id: "udf-worker".to_string(),
             concurrency: 2,
@@ -166,15 +171,9 @@ pub enum Error {
     /// The wasmtime host could not be set up.
     #[error("cannot set up the wasmtime host")]
     Host(#[source] HostError),
-    /// The object store directory could not be opened.
-    #[error("cannot open the object store `{path}`")]
-    Objects {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The object store could not be opened.
+    #[error(transparent)]
+    Objects(#[from] trace_common::objects::OpenError),
     /// The health server failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -187,7 +186,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let handler = Arc::new(UdfHandler::from_config(&config)?);
+    let handler = Arc::new(UdfHandler::from_config(&config).await?);
     let mut options = WorkerOptions::new(QUEUE_TASKS_UDF, config.worker_id.clone());
     options.concurrency = config.concurrency.max(1);
     trace_common::worker::serve_worker(listener, &config.dispatcher_url, handler, options, shutdown)

@@ -55,7 +55,9 @@ pub async fn start_with(
     let mut config = trace_broker::Config::new(dispatcher_base.clone(), objects_dir.path());
     config.token_ttl_secs = ttl_secs;
     config.max_object_bytes = max_bytes;
-    let mut state = trace_broker::BrokerState::from_config(&config).unwrap();
+    let mut state = trace_broker::BrokerState::from_config(&config)
+        .await
+        .unwrap();
     if let Some(sts) = sts {
         state = state.with_sts(sts);
     }

@@ -45,7 +45,9 @@ impl Gateway {
     pub async fn serve(mut config: trace_gateway::Config, pool: PgPool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         config.objects_dir = dir.path().to_path_buf();
-        let state = trace_gateway::AppState::new(&config, pool.clone()).expect("state");
+        let state = trace_gateway::AppState::new(&config, pool.clone())
+            .await
+            .expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

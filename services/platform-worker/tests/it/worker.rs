@@ -41,6 +41,7 @@ async fn an_ingest_job_runs_to_success_through_the_worker_loop() {
         dispatcher_url: dispatcher_url.clone(),
         data_database_url: data_url.clone(),
         objects_dir: objects.path().to_path_buf(),
+        objects_bucket: None,
         worker_id: "platform-worker-test".into(),
         concurrency: 2,
     };

@@ -69,7 +69,8 @@ pub async fn start_with(
         objects_dir: objects.path().into(),
         ..Default::default()
     };
-    let router = trace_query::router(data.clone(), &query);
+    let lake = trace_common::objects::local(objects.path()).expect("object store");
+    let router = trace_query::router(data.clone(), lake, &query);
     let stop = shutdown.clone();
     tokio::spawn(trace_common::http::serve(listener, router, async move {
         stop.cancelled().await
