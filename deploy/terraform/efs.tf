@@ -15,34 +15,10 @@ locals {
   }
 }
 
-data "aws_iam_policy_document" "efs_key" {
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "efs" {
-  description         = "${var.name_prefix} object store (EFS)"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.efs_key.json
-}
-
-resource "aws_kms_alias" "efs" {
-  name          = "alias/${var.name_prefix}-objects-efs"
-  target_key_id = aws_kms_key.efs.key_id
-}
-
 resource "aws_efs_file_system" "objects" {
   creation_token = "${var.name_prefix}-objects"
-  encrypted      = true
-  kms_key_id     = aws_kms_key.efs.arn
+  # At rest with the AWS-managed key (aws/elasticfilesystem).
+  encrypted = true
 
   lifecycle_policy {
     transition_to_ia = "AFTER_30_DAYS"
@@ -111,9 +87,9 @@ resource "aws_efs_access_point" "objects" {
 
 data "aws_iam_policy_document" "efs" {
   statement {
-    sid     = "DenyInsecureTransport"
-    effect  = "Deny"
-    actions = ["*"]
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["*"]
     resources = [aws_efs_file_system.objects.arn]
 
     principals {

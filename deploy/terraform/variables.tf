@@ -37,7 +37,9 @@ variable "oidc_provider_arn" {
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+$", var.oidc_provider_arn))
+    condition = can(
+      regex("^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+$", var.oidc_provider_arn)
+    )
     error_message = "Expected an IAM OIDC provider ARN."
   }
 }

@@ -4,7 +4,9 @@
 //! loads it with the shared [`Host`] (which checks the digest and the
 //! imports, and compiles once per engine: a job that asked for deterministic
 //! execution gets the host's deterministic one), asks the broker for the
-//! task's credentials, and runs the component on a blocking thread. Whatever the component does
+//! task's credentials (objects then go through the broker's endpoint, or
+//! straight to S3 when the broker answered with STS credentials), and runs
+//! the component on a blocking thread. Whatever the component does
 //! (returns an error, traps, breaks a limit) ends as a [`TaskFailure`] with
 //! the host's failure class; the worker itself goes on.
 
@@ -26,6 +28,7 @@ use trace_host::{Capabilities, Execution, Host, Loaded, RunOutput, TaskInput};
 use crate::bridge::Bridge;
 use crate::log::CollectedLog;
 use crate::objects::BrokerObjects;
+use crate::objects_s3::S3Objects;
 use crate::query::HttpQuery;
 use crate::records::{PublishLimits, Publisher, RecordsCap, send_batches};
 use crate::{Config, Error};
@@ -40,6 +43,9 @@ pub struct UdfHandler {
     worker_id: String,
     /// The most a task gets here; each runs under these narrowed to its job's.
     maxima: TaskLimits,
+    /// The AWS SDK's settings (region, endpoint), loaded the first time the
+    /// broker hands out STS credentials.
+    aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
 }
 
 impl UdfHandler {
@@ -55,7 +61,15 @@ impl UdfHandler {
             broker: BrokerClient::new(config.broker_url.clone()),
             worker_id: config.worker_id.clone(),
             maxima: config.maxima(),
+            aws: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Reaches S3 with `sdk`'s region and endpoint when the broker hands
+    /// out STS credentials, instead of the settings from the environment.
+    pub fn with_aws(mut self, sdk: aws_config::SdkConfig) -> Self {
+        self.aws = tokio::sync::OnceCell::new_with(Some(sdk));
+        self
     }
 
     /// Uses `queue` for the record buffer instead of the dispatcher's queue
@@ -177,11 +191,18 @@ impl UdfHandler {
                     timeout_ms: Some(task_limits.query_timeout_secs.saturating_mul(1000)),
                 },
             )),
-            objects: Box::new(BrokerObjects::new(
-                self.broker.clone(),
-                credentials.token,
-                bridge.clone(),
-            )),
+            objects: match &credentials.aws {
+                Some(aws) => {
+                    let sdk = self.aws.get_or_init(trace_common::aws::sdk_config).await;
+                    let prefix = credentials.prefix.clone();
+                    Box::new(S3Objects::new(sdk, aws, prefix, bridge.clone()))
+                }
+                None => Box::new(BrokerObjects::new(
+                    self.broker.clone(),
+                    credentials.token,
+                    bridge.clone(),
+                )),
+            },
             records: Box::new(RecordsCap::new(publisher.clone(), bridge)),
             log: Box::new(log.clone()),
         };

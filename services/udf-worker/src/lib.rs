@@ -27,6 +27,7 @@ mod bridge;
 pub mod handler;
 pub mod log;
 pub mod objects;
+pub mod objects_s3;
 pub mod query;
 pub mod records;
 

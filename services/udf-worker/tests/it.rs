@@ -3,6 +3,7 @@
 //! trace-host guest components.
 
 mod it {
+    pub mod aws;
     pub mod determinism;
     pub mod hostile;
     pub mod pipeline;

@@ -119,6 +119,16 @@ where
             path,
             source: Box::new(err),
         },
+        (Some(403), _) | (_, Some("AccessDenied")) => object_store::Error::PermissionDenied {
+            path,
+            source: Box::new(err),
+        },
+        (Some(401), _) | (_, Some("ExpiredToken" | "InvalidAccessKeyId" | "InvalidToken")) => {
+            object_store::Error::Unauthenticated {
+                path,
+                source: Box::new(err),
+            }
+        }
         _ => generic(DisplayErrorContext(err).to_string()),
     }
 }

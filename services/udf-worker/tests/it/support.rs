@@ -37,11 +37,34 @@ pub async fn start(deadline_secs: u64) -> Platform {
     start_with(deadline_secs, |_| {}).await
 }
 
+/// The emulated AWS account a platform may run against: the broker
+/// assumes `role_arn` for task credentials on `bucket`, and the worker
+/// reaches S3 with `sdk`.
+pub struct Aws {
+    pub sdk: aws_config::SdkConfig,
+    pub role_arn: String,
+    pub bucket: String,
+}
+
 /// Starts everything with a worker whose runs get `deadline_secs` and whose
 /// configuration `configure` then adjusts.
 pub async fn start_with(
     deadline_secs: u64,
     configure: impl FnOnce(&mut trace_udf_worker::Config),
+) -> Platform {
+    start_full(deadline_secs, configure, None).await
+}
+
+/// Starts everything with the broker in AWS mode on `aws`: tasks get STS
+/// credentials and the worker takes their objects straight to S3.
+pub async fn start_aws(aws: &Aws) -> Platform {
+    start_full(30, |_| {}, Some(aws)).await
+}
+
+async fn start_full(
+    deadline_secs: u64,
+    configure: impl FnOnce(&mut trace_udf_worker::Config),
+    aws: Option<&Aws>,
 ) -> Platform {
     let (state, data) = trace_common::db::testing::fresh_pools().await;
     sqlx::query("insert into tenants (id, name) values ($1, 'Acme')")
@@ -62,7 +85,30 @@ pub async fn start_with(
 
     let (listener, broker_url) = bind().await;
     let broker = trace_broker::Config::new(dispatcher_url.clone(), objects.path());
-    tokio::spawn(trace_broker::serve(broker, listener, shutdown.clone()));
+    match aws {
+        None => drop(tokio::spawn(trace_broker::serve(
+            broker,
+            listener,
+            shutdown.clone(),
+        ))),
+        Some(aws) => {
+            let sts = trace_broker::sts::StsIssuer::new(
+                &aws.sdk,
+                aws.role_arn.clone(),
+                aws.bucket.clone(),
+            );
+            let state = trace_broker::BrokerState::from_config(&broker)
+                .await
+                .unwrap()
+                .with_sts(sts);
+            let stop = shutdown.clone();
+            tokio::spawn(trace_common::http::serve(
+                listener,
+                trace_broker::router(state),
+                async move { stop.cancelled().await },
+            ));
+        }
+    }
 
     let (listener, query_url) = bind().await;
     let query = trace_query::Config {
@@ -86,7 +132,29 @@ pub async fn start_with(
     worker.artifact_cache_dir = objects.path().join("artifacts");
     worker.deadline_secs = deadline_secs;
     configure(&mut worker);
-    tokio::spawn(trace_udf_worker::serve(worker, listener, shutdown.clone()));
+    match aws {
+        None => drop(tokio::spawn(trace_udf_worker::serve(
+            worker,
+            listener,
+            shutdown.clone(),
+        ))),
+        Some(aws) => {
+            let handler = trace_udf_worker::handler::UdfHandler::from_config(&worker)
+                .await
+                .unwrap()
+                .with_aws(aws.sdk.clone());
+            let options = trace_common::worker::WorkerOptions::new(
+                trace_common::api::QUEUE_TASKS_UDF,
+                worker.worker_id.clone(),
+            );
+            let url = dispatcher_url.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let handler = std::sync::Arc::new(handler);
+                trace_common::worker::serve_worker(listener, &url, handler, options, stop).await
+            });
+        }
+    }
 
     Platform {
         dispatcher: DispatcherClient::new(dispatcher_url),
