@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+pub mod claim_check;
 pub mod faults;
 pub mod http;
 pub mod pg;

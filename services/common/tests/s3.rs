@@ -2,8 +2,6 @@
 //! SDK: what the gateway, the workers, the broker and the lake rely on.
 //! The bytes stored are the recorded mainnet files.
 
-use std::io::Read as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,42 +12,10 @@ use sha2::{Digest, Sha256};
 use trace_common::aws::testing as moto;
 use trace_common::objects::s3::S3Store;
 
+mod support;
+use support::{block_files, blocks_json};
+
 const BUCKET: &str = "trace-test-objects";
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("TRACE_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mainnet")
-        })
-}
-
-/// The recorded block files, sorted by name, as (name, compressed bytes).
-fn block_files() -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(data_dir().join("blocks"))
-        .expect("the recorded blocks")
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect()
-}
-
-/// The recorded blocks' JSON, decompressed and concatenated.
-fn blocks_json() -> Vec<u8> {
-    let mut all = Vec::new();
-    for (_, gz) in block_files() {
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut all)
-            .unwrap();
-    }
-    all
-}
 
 async fn store() -> (moto::Moto, Arc<dyn ObjectStore>) {
     let moto = moto::start().await;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use trace_common::limits::{JobLimits, TaskLimits};
+use trace_common::objects::s3::S3Store;
 use trace_common::queue::QueueBackend;
 use trace_common::queue::sqs::SqsQueue;
 
@@ -100,6 +101,11 @@ pub struct Config {
     /// Region, endpoint and credentials come from the AWS SDK's usual chain.
     #[arg(long, env = "TRACE_SQS_QUEUE_PREFIX", default_value = "trace-")]
     pub sqs_queue_prefix: String,
+    /// With `--queue-backend sqs`: messages over SQS's 256 KiB (record
+    /// batches holding a very large record) travel by claim check through
+    /// `claims/` of this bucket; without it they are refused as too large.
+    #[arg(long, env = "TRACE_OBJECTS_BUCKET")]
+    pub objects_bucket: Option<String>,
     /// Apply the state database's migrations at start-up.
     #[arg(long, env = "TRACE_DISPATCHER_MIGRATE", default_value_t = true,
         action = clap::ArgAction::Set)]
@@ -127,6 +133,7 @@ impl Config {
             limit_maxima: Vec::new(),
             queue_backend: QueueBackend::Postgres,
             sqs_queue_prefix: "trace-".to_string(),
+            objects_bucket: None,
             migrate: true,
         }
     }
@@ -160,6 +167,9 @@ pub enum Error {
     /// The state database's migrations failed.
     #[error("state database migrations failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The claim-check bucket could not be reached.
+    #[error(transparent)]
+    Objects(trace_common::objects::OpenError),
     /// The HTTP server failed.
     #[error("the http server failed")]
     Serve(#[source] std::io::Error),
@@ -185,9 +195,20 @@ pub async fn serve(
         QueueBackend::Postgres => AppState::new(pool, settings),
         QueueBackend::Sqs => {
             let sdk = trace_common::aws::sdk_config().await;
-            let queue = Arc::new(SqsQueue::new(&sdk, config.sqs_queue_prefix.clone()));
-            tracing::info!(prefix = %config.sqs_queue_prefix, "queues on sqs");
-            AppState::with_queue(pool, queue, settings)
+            let mut queue = SqsQueue::new(&sdk, config.sqs_queue_prefix.clone());
+            if let Some(bucket) = &config.objects_bucket {
+                let store = S3Store::new(&sdk, bucket.clone());
+                store.check().await.map_err(|message| {
+                    Error::Objects(trace_common::objects::OpenError::Bucket {
+                        bucket: bucket.clone(),
+                        message,
+                    })
+                })?;
+                queue = queue.with_claim_checks(Arc::new(store));
+            }
+            tracing::info!(prefix = %config.sqs_queue_prefix,
+                claim_checks = ?config.objects_bucket, "queues on sqs");
+            AppState::with_queue(pool, Arc::new(queue), settings)
         }
     };
     serve_state(state, &config, listener, shutdown).await

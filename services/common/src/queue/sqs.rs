@@ -5,16 +5,17 @@
 //! batches of at most ten messages and 256 KiB together, deletes of ten,
 //! SQS's most per call; a receive asks for at most ten messages and waits
 //! at most 20 s (long polling), and reads `ApproximateReceiveCount` as the
-//! message's receive count. A body over SQS's 256 KiB is refused as
-//! [`QueueError::TooLarge`], naming its size: record batches that large are
-//! meant to travel by claim check (the batch in object storage, its key in
-//! the message), which this backend does not do yet. A send that fails
+//! message's receive count. A body over SQS's 256 KiB travels by claim
+//! check when the queue has an object store ([`SqsQueue::with_claim_checks`]):
+//! the body in the store, its key in the message ([`super::claim_check`]);
+//! without one it is refused as [`QueueError::TooLarge`], naming its size.
+//! A send that fails
 //! part-way may have enqueued its first batches; the queues are
 //! at-least-once, and every receiver tolerates the repeat when the sender
 //! tries again.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -22,6 +23,9 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
 
+use object_store::ObjectStore;
+
+use super::claim_check::{self, Resolved};
 use super::{Queue, QueueError, Received};
 
 /// SQS's largest message body: 256 KiB.
@@ -70,6 +74,8 @@ pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
     prefix: String,
     urls: Mutex<HashMap<String, String>>,
+    /// Where bodies over [`MAX_BODY_BYTES`] go, if anywhere.
+    claims: Option<Arc<dyn ObjectStore>>,
 }
 
 impl SqsQueue {
@@ -80,7 +86,16 @@ impl SqsQueue {
             client: aws_sdk_sqs::Client::new(sdk),
             prefix: prefix.into(),
             urls: Mutex::new(HashMap::new()),
+            claims: None,
         }
+    }
+
+    /// Sends bodies over SQS's limit by claim check through `store` (in
+    /// production the objects bucket, whose lifecycle rule expires what a
+    /// failed delete leaves under `claims/`).
+    pub fn with_claim_checks(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.claims = Some(store);
+        self
     }
 
     /// The SQS queue name of Trace queue `name`.
@@ -136,12 +151,15 @@ impl Queue for SqsQueue {
         if bodies.is_empty() {
             return Ok(());
         }
-        let texts: Vec<String> = bodies.iter().map(|b| sqs_text(b.to_string())).collect();
-        if let Some(big) = texts.iter().find(|t| t.len() > MAX_BODY_BYTES) {
-            return Err(QueueError::TooLarge(format!(
-                "a message of {} bytes is over SQS's limit of {MAX_BODY_BYTES} bytes",
-                big.len()
-            )));
+        let mut texts: Vec<String> = bodies.iter().map(|b| sqs_text(b.to_string())).collect();
+        for text in texts.iter_mut().filter(|t| t.len() > MAX_BODY_BYTES) {
+            let Some(store) = &self.claims else {
+                return Err(QueueError::TooLarge(format!(
+                    "a message of {} bytes is over SQS's limit of {MAX_BODY_BYTES} bytes",
+                    text.len()
+                )));
+            };
+            *text = claim_check::check_in(store, &self.sqs_name(queue), text).await?;
         }
         let url = self.url(queue).await?;
         for chunk in send_groups(&texts) {
@@ -212,13 +230,37 @@ impl Queue for SqsQueue {
                     continue;
                 }
             };
+            let (body, receipt) = match &self.claims {
+                None => (body, receipt.to_string()),
+                Some(store) => match claim_check::resolve(store, body).await? {
+                    Resolved::Inline(body) => (body, receipt.to_string()),
+                    Resolved::Claimed(claim, body) => {
+                        (body, claim_check::receipt(receipt, &claim.key))
+                    }
+                    Resolved::Consumed(claim) => {
+                        tracing::info!(queue, key = claim.key, "dropping a consumed claim check");
+                        self.delete(queue, &[receipt.to_string()]).await?;
+                        continue;
+                    }
+                    Resolved::Corrupt(claim, why) => {
+                        // Left for the dead-letter queue: it cannot be read.
+                        tracing::error!(
+                            queue,
+                            key = claim.key,
+                            why,
+                            "a claim-checked message is corrupt"
+                        );
+                        continue;
+                    }
+                },
+            };
             let receive_count = message
                 .attributes()
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1);
             received.push(Received {
-                receipt: receipt.to_string(),
+                receipt,
                 body,
                 receive_count,
             });
@@ -238,7 +280,7 @@ impl Queue for SqsQueue {
                 .map(|(i, receipt)| {
                     DeleteMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .receipt_handle(receipt)
+                        .receipt_handle(claim_check::split_receipt(receipt).0)
                         .build()
                         .map_err(|e| backend("building a delete entry", e))
                 })
@@ -259,6 +301,15 @@ impl Queue for SqsQueue {
                     code = failed.code(),
                     "delete of a stale receipt ignored"
                 );
+            }
+            // A claim's object goes with its message, and only then: a
+            // message whose delete failed may come round again.
+            let Some(store) = &self.claims else { continue };
+            for (i, receipt) in chunk.iter().enumerate() {
+                let kept = out.failed().iter().any(|f| f.id() == i.to_string());
+                if let (false, (_, Some(key))) = (kept, claim_check::split_receipt(receipt)) {
+                    claim_check::check_out(store, key).await;
+                }
             }
         }
         Ok(())
