@@ -24,6 +24,9 @@ cargo fmt --all -- --check
 step "Clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "Deployment manifests"
+deploy/lint.sh
+
 step "Example UDFs (wasm32-wasip2)"
 (cd examples/udfs && cargo build --release --target wasm32-wasip2)
 

@@ -10,9 +10,10 @@ rendered base and overlay (`kubectl kustomize` output), it:
   reads (`env = "..."` in services/<service>/src), listen addresses against container ports,
   probe paths against the routes the service serves, service URLs against Services;
 - checks that queue names agree between the code (trace_common::api::QUEUE_*), Terraform and
-  the ScaledObjects, that IRSA annotations match the roles Terraform creates, that images
-  match the Dockerfile's targets and ports, and that the overlay's parameters are the ones
-  Terraform writes and leave no placeholder behind;
+  the ScaledObjects; that the services that call AWS (the holders of TRACE_OBJECTS_BUCKET,
+  the dispatcher on SQS) are exactly those with an IRSA role, AWS_REGION and AWS egress;
+  that images match the Dockerfile's targets and ports; and that the overlay's parameters
+  are the ones Terraform writes and leave no placeholder behind;
 - splits the rendered manifests into built-in kinds (for kubernetes-validate) and KEDA kinds
   (for validate_keda.mjs), refusing any other kind.
 
@@ -33,9 +34,9 @@ TERRAFORM = DEPLOY / "terraform"
 
 # Placeholders the base carries for what the overlay fills in.
 PLACEHOLDERS = ("set-by-overlay", "192.0.2.0/32")
-# Variables the AWS SDK reads (aws_config's usual chain), set only where the SDK is used.
+# Variables the AWS SDK reads (aws_config's usual chain), set only where the SDK is used:
+# by the holders of TRACE_OBJECTS_BUCKET (and the dispatcher, for SQS).
 SDK_ENV = {"AWS_REGION"}
-SDK_USERS = {"trace-dispatcher", "trace-broker"}
 # The data migration job runs sqlx-cli, which reads DATABASE_URL.
 MIGRATE_JOB = "trace-migrate-data"
 
@@ -108,8 +109,10 @@ def check_terraform_references(parsed):
             for dtype, named in block.items():
                 data.update(f"{dtype}.{name}" for name in named)
 
+    used = set()
     for file, doc in parsed.items():
         for text in strings_in(doc):
+            used.update(re.findall(r"\b(?:var|local)\.[A-Za-z_][\w-]*", text))
             if "${" not in text:
                 continue
             for name in re.findall(r"\bvar\.([A-Za-z_][\w-]*)", text):
@@ -125,6 +128,12 @@ def check_terraform_references(parsed):
             for rtype, name in re.findall(r"\b(aws_[a-z0-9_]+)\.([A-Za-z_][\w-]*)", without_data):
                 if f"{rtype}.{name}" not in resources:
                     finding(f"terraform/{file}: `{rtype}.{name}` is not declared")
+    for name in sorted(variables):
+        if f"var.{name}" not in used:
+            finding(f"terraform: variable `{name}` is declared but never used")
+    for name in sorted(locals_):
+        if f"local.{name}" not in used:
+            finding(f"terraform: local `{name}` is declared but never used")
     return locals_
 
 
@@ -157,6 +166,63 @@ def pod_specs(docs):
             yield name, doc["spec"]["template"]["spec"]
 
 
+def calls_aws(env):
+    return "TRACE_OBJECTS_BUCKET" in env or env.get("TRACE_QUEUE_BACKEND") == "sqs"
+
+
+def aws_callers(docs):
+    config_maps = by_kind(docs, "ConfigMap")
+    return {
+        name
+        for name, spec in pod_specs(docs)
+        if calls_aws(container_env(spec["containers"][0], config_maps))
+    }
+
+
+def selected_names(policy):
+    """The app.kubernetes.io/name values a NetworkPolicy's podSelector picks."""
+    selector = policy["spec"]["podSelector"]
+    names = set()
+    if "app.kubernetes.io/name" in selector.get("matchLabels", {}):
+        names.add(selector["matchLabels"]["app.kubernetes.io/name"])
+    for expression in selector.get("matchExpressions", []):
+        if expression["key"] == "app.kubernetes.io/name" and expression["operator"] == "In":
+            names.update(expression["values"])
+    return names
+
+
+def selects(selector, name):
+    """Whether a label selector picks the pods of `name` (app.kubernetes.io/name)."""
+    labels = {"app.kubernetes.io/name": name}
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions", []):
+        value = labels.get(expression["key"])
+        if expression["operator"] != "In" or value not in expression["values"]:
+            return False
+    return True
+
+
+def policy_allows(policies, direction, pod, peer, port):
+    """Whether some policy selecting `pod` lets it talk to (egress) or hear from (ingress)
+    the pods of `peer` in this namespace on `port`."""
+    peers_key = "to" if direction == "egress" else "from"
+    for policy in policies:
+        if not selects(policy["spec"]["podSelector"], pod):
+            continue
+        for rule in policy["spec"].get(direction) or []:
+            ports = [p.get("port") for p in rule.get("ports", [])]
+            if ports and port not in ports and None not in ports:
+                continue
+            for other in rule.get(peers_key, []):
+                if "namespaceSelector" in other or "podSelector" not in other:
+                    continue
+                if selects(other["podSelector"], peer):
+                    return True
+    return False
+
+
 def container_env(container, config_maps):
     """Every environment variable a container gets: from ConfigMaps and its own `env`."""
     env = {}
@@ -186,7 +252,7 @@ def check_workload(name, spec, docs, config_maps):
     if name == MIGRATE_JOB:
         allowed = {"DATABASE_URL"}
     else:
-        allowed = env_names_read_by(service) | (SDK_ENV if name in SDK_USERS else set())
+        allowed = env_names_read_by(service) | (SDK_ENV if calls_aws(env) else set())
     for var in sorted(set(env) - allowed):
         finding(f"{name}: sets `{var}`, which trace-{service} does not read")
 
@@ -220,6 +286,7 @@ def check_workload(name, spec, docs, config_maps):
             finding(f"{name}: {probe} path {http['path']} is not a route of trace-{service}")
 
     services = by_kind(docs, "Service")
+    policies = list(by_kind(docs, "NetworkPolicy").values())
     for var, value in env.items():
         match = re.fullmatch(r"http://([a-z0-9-]+):(\d+)", str(value))
         if not match:
@@ -227,8 +294,16 @@ def check_workload(name, spec, docs, config_maps):
         target = services.get(match[1])
         if target is None:
             finding(f"{name}: {var} names `{match[1]}`, which is not a Service")
-        elif int(match[2]) not in [p["port"] for p in target["spec"]["ports"]]:
+            continue
+        if int(match[2]) not in [p["port"] for p in target["spec"]["ports"]]:
             finding(f"{name}: {var} uses port {match[2]}, not a port of Service {match[1]}")
+        # Service port and container port are the same number here (checked above and in
+        # the Deployment), so the policies' ports can be compared with it.
+        peer, port = target["spec"]["selector"]["app.kubernetes.io/name"], int(match[2])
+        if not policy_allows(policies, "egress", name, peer, port):
+            finding(f"{name}: no NetworkPolicy lets it reach {peer}:{port} ({var})")
+        if not policy_allows(policies, "ingress", peer, name, port):
+            finding(f"{peer}: no NetworkPolicy lets {name} in on {port} ({var})")
 
 
 def check_base(docs, locals_):
@@ -238,7 +313,18 @@ def check_base(docs, locals_):
     for name, spec in pod_specs(docs):
         check_workload(name, spec, docs, config_maps)
 
+    callers = aws_callers(docs)
+    for name in sorted(callers):
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        if "AWS_REGION" not in container_env(container, config_maps):
+            finding(f"{name}: calls AWS but sets no AWS_REGION")
+    reach = selected_names(by_kind(docs, "NetworkPolicy")["allow-aws-apis"])
+    if reach != callers:
+        finding(f"allow-aws-apis selects {sorted(reach)}, the AWS callers are {sorted(callers)}")
+
     irsa = terraform_set(locals_, "irsa_roles")
+    if irsa != callers:
+        finding(f"Terraform gives roles to {sorted(irsa)}, the AWS callers are {sorted(callers)}")
     for name, account in accounts.items():
         annotated = "eks.amazonaws.com/role-arn" in account["metadata"].get("annotations", {})
         if annotated != (name in irsa):

@@ -1,6 +1,6 @@
-# IAM roles for service accounts (IRSA), one per service that calls AWS or is meant to hold
-# object-store grants, each limited to what that service does. The rpc-gateway, delivery and
-# the sinks call no AWS API and get no role.
+# IAM roles for service accounts (IRSA), one per service that calls AWS, each limited to
+# what that service does. The rpc-gateway, delivery and the sinks call no AWS API and get no
+# role.
 
 locals {
   # The service accounts (deploy/k8s/base) that get a role.
@@ -50,9 +50,43 @@ resource "aws_iam_role" "service" {
   max_session_duration = 3600
 }
 
+locals {
+  bucket_arn = aws_s3_bucket.objects.arn
+}
+
+# Every service that opens the bucket checks it at start-up with HeadBucket, which S3
+# authorises as s3:ListBucket on the bucket with no prefix. So each grant of ListBucket
+# below allows requests without a prefix (IfExists) and, with one, only the service's own
+# prefix: the service may list every key of the bucket, and list within its prefix only.
+data "aws_iam_policy_document" "list_bucket" {
+  for_each = {
+    "trace-dispatcher"      = local.prefix_claims
+    "trace-broker"          = local.prefix_scratch
+    "trace-gateway"         = local.prefix_components
+    "trace-query"           = local.prefix_lake
+    "trace-platform-worker" = local.prefix_lake
+    "trace-udf-worker"      = local.prefix_components
+  }
+
+  statement {
+    sid       = "HeadBucketAndOwnPrefix"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+
+    condition {
+      test     = "StringLikeIfExists"
+      variable = "s3:prefix"
+      values   = ["${each.value}*"]
+    }
+  }
+}
+
 # The dispatcher is the only service that talks to SQS (TRACE_QUEUE_BACKEND=sqs); the
-# workers and the sinks reach the queues through its queue endpoint.
+# workers and the sinks reach the queues through its queue endpoint. It also keeps the
+# claim-check objects of messages over SQS's 256 KiB under claims/.
 data "aws_iam_policy_document" "dispatcher" {
+  source_policy_documents = [data.aws_iam_policy_document.list_bucket["trace-dispatcher"].json]
+
   statement {
     sid = "TraceQueues"
     actions = [
@@ -63,73 +97,74 @@ data "aws_iam_policy_document" "dispatcher" {
     ]
     resources = local.queue_arns
   }
+
+  statement {
+    sid       = "ClaimChecks"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${local.bucket_arn}/${local.prefix_claims}*"]
+  }
 }
 
-# The broker assumes the task role for each credential request, under a session policy that
-# narrows it to one task's scratch prefix (services/broker/src/sts.rs).
+# The broker serves the scoped object endpoint over scratch/ with its own role, and assumes
+# the task role for each credential request, under a session policy that narrows it to one
+# task's prefix (services/broker/src/sts.rs).
 data "aws_iam_policy_document" "broker" {
+  source_policy_documents = [data.aws_iam_policy_document.list_bucket["trace-broker"].json]
+
   statement {
     sid       = "AssumeTaskRole"
     actions   = ["sts:AssumeRole", "sts:TagSession"]
     resources = [aws_iam_role.broker_task.arn]
   }
+
+  statement {
+    sid       = "Scratch"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${local.bucket_arn}/${local.prefix_scratch}*"]
+  }
 }
 
 # components/: written by the gateway (publish), read by the UDF workers.
 data "aws_iam_policy_document" "gateway" {
-  statement {
-    sid       = "Components"
-    actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.objects.arn}/${local.prefix_components}*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.list_bucket["trace-gateway"].json]
 
   statement {
-    sid       = "ListComponents"
-    actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.objects.arn]
-
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${local.prefix_components}*"]
-    }
+    sid       = "PublishComponents"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.bucket_arn}/${local.prefix_components}*"]
   }
 }
 
 data "aws_iam_policy_document" "udf_worker" {
+  source_policy_documents = [data.aws_iam_policy_document.list_bucket["trace-udf-worker"].json]
+
   statement {
     sid       = "ReadComponents"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.objects.arn}/${local.prefix_components}*"]
+    resources = ["${local.bucket_arn}/${local.prefix_components}*"]
   }
 }
 
 # lake/: written by the platform worker (ingest), read by the query service.
 data "aws_iam_policy_document" "platform_worker" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.list_bucket["trace-platform-worker"].json,
+  ]
+
   statement {
     sid       = "WriteLake"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.objects.arn}/${local.prefix_lake}*"]
+    resources = ["${local.bucket_arn}/${local.prefix_lake}*"]
   }
 }
 
 data "aws_iam_policy_document" "query" {
+  source_policy_documents = [data.aws_iam_policy_document.list_bucket["trace-query"].json]
+
   statement {
     sid       = "ReadLake"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.objects.arn}/${local.prefix_lake}*"]
-  }
-
-  statement {
-    sid       = "ListLake"
-    actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.objects.arn]
-
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${local.prefix_lake}*"]
-    }
+    resources = ["${local.bucket_arn}/${local.prefix_lake}*"]
   }
 }
 
@@ -177,13 +212,13 @@ data "aws_iam_policy_document" "broker_task" {
   statement {
     sid       = "TaskObjects"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${aws_s3_bucket.objects.arn}/${local.prefix_scratch}*"]
+    resources = ["${local.bucket_arn}/${local.prefix_scratch}*"]
   }
 
   statement {
     sid       = "TaskListing"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.objects.arn]
+    resources = [local.bucket_arn]
 
     condition {
       test     = "StringLike"

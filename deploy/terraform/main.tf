@@ -1,6 +1,5 @@
 locals {
   account_id  = data.aws_caller_identity.current.account_id
-  partition   = data.aws_partition.current.partition
   oidc_issuer = element(split(":oidc-provider/", var.oidc_provider_arn), 1)
 
   # The dispatcher's --sqs-queue-prefix (TRACE_SQS_QUEUE_PREFIX): Trace queue `name` is the
@@ -18,13 +17,16 @@ locals {
 
   bucket_name = "${var.name_prefix}-objects-${local.account_id}-${var.region}"
 
-  # Key prefixes of the object store (services/common/src/objects.rs).
+  # Key prefixes of the object store (services/common/src/objects.rs): component bytes,
+  # the Parquet lake, task scratch, and queue messages too large for SQS (claim checks).
   prefix_components = "components/"
   prefix_lake       = "lake/"
   prefix_scratch    = "scratch/"
-  # Reserved for record batches too large for a queue message (claim checks); this version
-  # does not write them yet.
-  prefix_claims = "claims/"
+  prefix_claims     = "claims/"
+
+  # A claim-check object must outlive every message that points at it, or a late receive
+  # finds it gone and drops the message as already consumed.
+  claims_expiry_days = ceil(var.message_retention_seconds / 86400) + 1
 
   endpoint_subnet_ids = (
     length(var.vpc_endpoint_subnet_ids) > 0 ? var.vpc_endpoint_subnet_ids : var.private_subnet_ids

@@ -1,31 +1,22 @@
 locals {
-  # The EFS CSI driver's volume handle of each access point: <file system>::<access point>.
-  efs_handles = {
-    for name, ap in aws_efs_access_point.objects :
-    name => "${aws_efs_file_system.objects.id}::${ap.id}"
-  }
-
   # The values deploy/k8s/overlays/aws/aws-params.yaml holds; `terraform output -raw
   # kustomize_params` writes that file. deploy/lint.sh checks both name the same keys.
   kustomize_params = {
-    awsRegion                 = var.region
-    sqsQueuePrefix            = local.queue_prefix
-    queueTasksUdfUrl          = aws_sqs_queue.queue["tasks-udf"].url
-    queueTasksIngestUrl       = aws_sqs_queue.queue["tasks-ingest"].url
-    queueBufferRecordsUrl     = aws_sqs_queue.queue["buffer-records"].url
-    objectsBucket             = aws_s3_bucket.objects.bucket
-    brokerTaskRoleArn         = aws_iam_role.broker_task.arn
-    dispatcherRoleArn         = aws_iam_role.service["trace-dispatcher"].arn
-    brokerRoleArn             = aws_iam_role.service["trace-broker"].arn
-    gatewayRoleArn            = aws_iam_role.service["trace-gateway"].arn
-    queryRoleArn              = aws_iam_role.service["trace-query"].arn
-    platformWorkerRoleArn     = aws_iam_role.service["trace-platform-worker"].arn
-    udfWorkerRoleArn          = aws_iam_role.service["trace-udf-worker"].arn
-    efsComponentsVolumeHandle = local.efs_handles["components"]
-    efsLakeVolumeHandle       = local.efs_handles["lake"]
-    efsScratchVolumeHandle    = local.efs_handles["scratch"]
-    postgresCidr              = var.postgres_cidr
-    awsApiCidr                = local.aws_api_cidr
+    awsRegion             = var.region
+    sqsQueuePrefix        = local.queue_prefix
+    queueTasksUdfUrl      = aws_sqs_queue.queue["tasks-udf"].url
+    queueTasksIngestUrl   = aws_sqs_queue.queue["tasks-ingest"].url
+    queueBufferRecordsUrl = aws_sqs_queue.queue["buffer-records"].url
+    objectsBucket         = aws_s3_bucket.objects.bucket
+    brokerTaskRoleArn     = aws_iam_role.broker_task.arn
+    dispatcherRoleArn     = aws_iam_role.service["trace-dispatcher"].arn
+    brokerRoleArn         = aws_iam_role.service["trace-broker"].arn
+    gatewayRoleArn        = aws_iam_role.service["trace-gateway"].arn
+    queryRoleArn          = aws_iam_role.service["trace-query"].arn
+    platformWorkerRoleArn = aws_iam_role.service["trace-platform-worker"].arn
+    udfWorkerRoleArn      = aws_iam_role.service["trace-udf-worker"].arn
+    postgresCidr          = var.postgres_cidr
+    awsApiCidr            = local.aws_api_cidr
   }
 }
 
@@ -56,7 +47,7 @@ output "dead_letter_queue_urls" {
 }
 
 output "objects_bucket" {
-  description = "The objects bucket (the broker's --objects-bucket)."
+  description = "The objects bucket (TRACE_OBJECTS_BUCKET of every service that has one)."
   value       = aws_s3_bucket.objects.bucket
 }
 
@@ -73,11 +64,6 @@ output "service_role_arns" {
 output "keda_operator_role_arn" {
   description = "IRSA role for the KEDA operator's service account."
   value       = aws_iam_role.keda.arn
-}
-
-output "efs_file_system_id" {
-  description = "The object store's EFS file system."
-  value       = aws_efs_file_system.objects.id
 }
 
 output "ecr_repository_urls" {

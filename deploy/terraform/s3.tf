@@ -1,8 +1,7 @@
-# The objects bucket. Today only the broker uses it: in AWS mode it hands each UDF task STS
-# credentials limited to scratch/<tenant>/<job>/<task>/ of this bucket. The services still keep
-# components, the lake and scratch on a filesystem (TRACE_OBJECTS_DIR, EFS in efs.tf); the
-# prefixes and grants below are the layout of services/common/src/objects.rs, ready for an
-# S3 object store.
+# The object store (TRACE_OBJECTS_BUCKET): components/ (the gateway writes, the UDF workers
+# read), lake/ (the platform worker writes, the query service reads), scratch/ (UDF tasks,
+# through the broker or with the STS credentials it scopes to one task), claims/ (queue
+# messages too large for SQS, the dispatcher's).
 
 resource "aws_s3_bucket" "objects" {
   bucket = local.bucket_name
@@ -96,8 +95,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "objects" {
       prefix = local.prefix_claims
     }
 
+    # The dispatcher deletes a claim's object once its message is consumed; this removes
+    # what a failed delete leaves, after the longest a message can wait in SQS.
     expiration {
-      days = 1
+      days = local.claims_expiry_days
     }
 
     noncurrent_version_expiration {

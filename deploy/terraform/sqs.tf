@@ -6,7 +6,7 @@ resource "aws_sqs_queue" "dead_letter" {
   for_each = local.queues
 
   name                      = "${local.queue_prefix}${each.key}-dlq"
-  message_retention_seconds = 1209600
+  message_retention_seconds = var.message_retention_seconds
   sqs_managed_sse_enabled   = true
 }
 
@@ -15,7 +15,7 @@ resource "aws_sqs_queue" "queue" {
 
   name                       = "${local.queue_prefix}${each.key}"
   visibility_timeout_seconds = var.queue_visibility_timeout_seconds
-  message_retention_seconds  = 1209600
+  message_retention_seconds  = var.message_retention_seconds
   # SQS's largest message: the code refuses bodies over 256 KiB itself.
   max_message_size        = 262144
   sqs_managed_sse_enabled = true

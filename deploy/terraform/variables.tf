@@ -57,12 +57,12 @@ variable "keda_service_account" {
 }
 
 variable "vpc_id" {
-  description = "VPC of the EKS cluster (for the EFS mount targets and the VPC endpoints)."
+  description = "VPC of the EKS cluster, where the interface endpoints are created."
   type        = string
 }
 
 variable "private_subnet_ids" {
-  description = "Private subnets of the cluster's nodes: one EFS mount target per subnet."
+  description = "Private subnets of the cluster's nodes (the endpoints' subnets by default)."
   type        = list(string)
 
   validation {
@@ -72,14 +72,14 @@ variable "private_subnet_ids" {
 }
 
 variable "node_security_group_id" {
-  description = "Security group of the cluster's nodes; it may reach EFS and the VPC endpoints."
+  description = "Security group of the cluster's nodes; it may reach the VPC endpoints."
   type        = string
 }
 
 variable "create_vpc_endpoints" {
   description = <<-EOT
-    Create interface VPC endpoints for SQS and STS, so that the dispatcher and the broker reach
-    the AWS APIs without internet egress (their NetworkPolicy allows one CIDR on 443).
+    Create interface VPC endpoints for S3, SQS and STS, so that the services reach the AWS APIs
+    without internet egress (their NetworkPolicy allows one CIDR on 443).
   EOT
   type        = bool
   default     = true
@@ -96,7 +96,7 @@ variable "vpc_endpoint_subnet_ids" {
 
 variable "aws_api_cidr" {
   description = <<-EOT
-    The CIDR the dispatcher and broker may reach on 443 for SQS and STS (put into the
+    The CIDR the services that call AWS may reach on 443 for S3, SQS and STS (put into the
     Kubernetes params): the subnet(s) of the interface endpoints. Empty means the VPC's CIDR,
     which is wider than needed.
   EOT
@@ -144,6 +144,21 @@ variable "queue_visibility_timeout_seconds" {
   validation {
     condition     = var.queue_visibility_timeout_seconds >= 30
     error_message = "Keep the visibility at least the dispatcher's lease (30 s by default)."
+  }
+}
+
+variable "message_retention_seconds" {
+  description = <<-EOT
+    How long SQS keeps a message, in the queues and their dead-letter queues (SQS counts a
+    dead-lettered message's age from its first enqueue). Claim-check objects outlive it by a
+    day (s3.tf).
+  EOT
+  type        = number
+  default     = 1209600
+
+  validation {
+    condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 1209600
+    error_message = "SQS keeps messages from 60 seconds to 14 days."
   }
 }
 

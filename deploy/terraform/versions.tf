@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = "~> 5.0"
+      source = "hashicorp/aws"
+      # 5.x from a release that knows aws_vpc_endpoint's dns_options (vpc_endpoints.tf).
+      version = "~> 5.40"
     }
   }
 }
@@ -18,8 +19,6 @@ provider "aws" {
 }
 
 data "aws_caller_identity" "current" {}
-
-data "aws_partition" "current" {}
 
 data "aws_vpc" "this" {
   id = var.vpc_id

@@ -1,17 +1,19 @@
-# Interface endpoints for the two AWS APIs the services call: SQS (the dispatcher's queues)
-# and STS (IRSA's AssumeRoleWithWebIdentity for every pod with a role, and the broker's
-# AssumeRole). With private DNS the SDKs' default endpoints resolve to these, so the pods need
-# no internet egress; their NetworkPolicy allows aws_api_cidr on 443.
+# Interface endpoints for the three AWS APIs the services call: S3 (the object store), SQS
+# (the dispatcher's queues) and STS (IRSA's AssumeRoleWithWebIdentity for every pod with a
+# role, and the broker's AssumeRole). With private DNS the SDKs' default endpoints resolve to
+# these, inside the VPC, so the pods need no internet egress: their NetworkPolicy allows
+# aws_api_cidr on 443. S3 goes through an interface endpoint rather than a gateway endpoint
+# because a gateway endpoint routes to S3's public addresses, which no NetworkPolicy can name.
 
 locals {
-  interface_endpoints = var.create_vpc_endpoints ? toset(["sqs", "sts"]) : toset([])
+  interface_endpoints = var.create_vpc_endpoints ? toset(["s3", "sqs", "sts"]) : toset([])
 }
 
 resource "aws_security_group" "vpc_endpoints" {
   count = var.create_vpc_endpoints ? 1 : 0
 
   name        = "${var.name_prefix}-vpc-endpoints"
-  description = "HTTPS from the cluster nodes to the ${var.name_prefix} SQS and STS endpoints"
+  description = "HTTPS from the cluster nodes to the ${var.name_prefix} AWS API endpoints"
   vpc_id      = var.vpc_id
 }
 
@@ -35,6 +37,16 @@ resource "aws_vpc_endpoint" "interface" {
   private_dns_enabled = true
   subnet_ids          = local.endpoint_subnet_ids
   security_group_ids  = [aws_security_group.vpc_endpoints[0].id]
+
+  # S3 also offers a gateway endpoint; with none in the VPC, requests from inside it must
+  # resolve to this interface endpoint too.
+  dynamic "dns_options" {
+    for_each = each.key == "s3" ? [1] : []
+
+    content {
+      private_dns_only_for_inbound_resolver_endpoint = false
+    }
+  }
 
   tags = {
     Name = "${var.name_prefix}-${each.key}"
