@@ -167,6 +167,7 @@ pub(crate) async fn start_all(
         delivery_url: delivery.clone(),
         rpc_gateway_url: rpc_gateway.clone(),
         max_component_bytes: trace_gateway::DEFAULT_MAX_COMPONENT_BYTES,
+        oidc: trace_gateway::oidc::OidcConfig::off(),
     };
     let gateway = run.spawn("gateway", listener, |l, s| trace_gateway::serve(cfg, l, s));
 

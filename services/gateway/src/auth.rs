@@ -1,9 +1,11 @@
 //! API keys: how they look, how they are stored, and the extractor that turns
-//! a request's bearer key into the [`Principal`] every handler acts for.
+//! a request's bearer key, or a JWT from the configured OIDC issuer
+//! ([`crate::oidc`]), into the [`Principal`] every handler acts for.
 //!
 //! A key is `trk_` followed by 32 random bytes in URL-safe base64. Only its
 //! SHA-256 (hex) is stored, so a leaked database does not leak keys; the key
-//! itself is returned once, when it is created.
+//! itself is returned once, when it is created. A JWT's tenant must exist
+//! here, as a key's does.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -13,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 use trace_common::ApiError;
 
+use crate::oidc::{OidcError, Verifier};
 use crate::{AppState, Error};
 
 /// Prefix of every API key.
@@ -38,21 +41,22 @@ impl Role {
     }
 }
 
-/// The authenticated caller: a tenant and a role, both from the key.
+/// The authenticated caller: a tenant and a role, from the key or token.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The tenant the key belongs to.
+    /// The tenant the caller acts in.
     pub tenant: String,
-    /// The key's role.
+    /// The caller's role.
     pub role: Role,
-    /// The first 12 hex digits of the key's hash, to name it in the audit log.
-    pub key_id: String,
+    /// How the audit log names the caller: `key:` and the first 12 hex
+    /// digits of the key's hash, or `oidc:` and the token's subject.
+    pub name: String,
 }
 
 impl Principal {
     /// How the audit log names this principal.
     pub fn id(&self) -> String {
-        format!("key:{}", self.key_id)
+        self.name.clone()
     }
 
     /// Refuses the request unless the key is an admin key.
@@ -61,7 +65,8 @@ impl Principal {
             return Ok(());
         }
         Err(ApiError::forbidden(format!(
-            "{what} requires an admin key; this key is a member key"
+            "{what} requires an admin key (or a token of the admin group); \
+             this caller is a member"
         )))
     }
 }
@@ -76,33 +81,70 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing `Authorization: Bearer <api key>` header")
             })?;
-        let key = header
+        let bearer = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| k.starts_with(KEY_PREFIX))
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "the Authorization header must be `Bearer trk_...` with a Trace API key",
-                )
-            })?;
-        let hash = hash_key(key);
-        let row: Option<(String, String)> =
-            sqlx::query_as("select tenant_id, role from api_keys where key_hash = $1")
-                .bind(&hash)
-                .fetch_optional(&state.pool)
-                .await?;
-        let (tenant, role) =
-            row.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
-        let role =
-            Role::parse(&role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
-        Ok(Self {
-            tenant,
-            role,
-            key_id: hash[..12].to_string(),
-        })
+            .map(str::trim);
+        match (bearer, &state.oidc) {
+            (Some(key), _) if key.starts_with(KEY_PREFIX) => from_key(key, state).await,
+            (Some(token), Some(oidc)) if !token.is_empty() => from_token(token, oidc, state).await,
+            (_, Some(_)) => Err(ApiError::unauthorized(
+                "the Authorization header must be `Bearer <token>` with a Trace API key \
+                 or a token from the identity provider",
+            )),
+            (_, None) => Err(ApiError::unauthorized(
+                "the Authorization header must be `Bearer trk_...` with a Trace API key",
+            )),
+        }
     }
+}
+
+/// The principal of an API key.
+async fn from_key(key: &str, state: &AppState) -> Result<Principal, ApiError> {
+    let hash = hash_key(key);
+    let row: Option<(String, String)> =
+        sqlx::query_as("select tenant_id, role from api_keys where key_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (tenant, role) = row.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
+    let role = Role::parse(&role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
+    Ok(Principal {
+        tenant,
+        role,
+        name: format!("key:{}", &hash[..12]),
+    })
+}
+
+/// The principal of a JWT from the OIDC issuer.
+async fn from_token(token: &str, oidc: &Verifier, state: &AppState) -> Result<Principal, ApiError> {
+    let identity = oidc.verify(token).await.map_err(|err| match err {
+        OidcError::Jwks(_) => {
+            tracing::warn!(error = %err, "oidc keys unavailable");
+            ApiError::unavailable(err)
+        }
+        err => ApiError::unauthorized(err.to_string()),
+    })?;
+    let known: Option<(String,)> = sqlx::query_as("select id from tenants where id = $1")
+        .bind(&identity.tenant)
+        .fetch_optional(&state.pool)
+        .await?;
+    if known.is_none() {
+        return Err(ApiError::forbidden(format!(
+            "the token's tenant `{}` is not known here",
+            identity.tenant
+        )));
+    }
+    Ok(Principal {
+        tenant: identity.tenant,
+        role: if identity.admin {
+            Role::Admin
+        } else {
+            Role::Member
+        },
+        name: format!("oidc:{}", identity.subject),
+    })
 }
 
 /// The stored form of a key: lowercase hex SHA-256 of its text.

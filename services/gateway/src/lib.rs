@@ -22,6 +22,7 @@ mod codes;
 mod components;
 mod job_control;
 mod jobs;
+pub mod oidc;
 mod query;
 mod routes;
 mod state;
@@ -88,6 +89,9 @@ pub struct Config {
     /// Largest component, in bytes, that may be published.
     #[arg(long, env = "TRACE_MAX_COMPONENT_BYTES", default_value_t = DEFAULT_MAX_COMPONENT_BYTES)]
     pub max_component_bytes: usize,
+    /// JWTs from an OIDC issuer as well as API keys.
+    #[command(flatten)]
+    pub oidc: oidc::OidcConfig,
 }
 
 impl Default for Config {
@@ -103,6 +107,7 @@ impl Default for Config {
             delivery_url: "http://127.0.0.1:7405".into(),
             rpc_gateway_url: "http://127.0.0.1:7404".into(),
             max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
+            oidc: oidc::OidcConfig::off(),
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct AppState {
     pub(crate) delivery: ServiceClient,
     pub(crate) rpc: ServiceClient,
     pub(crate) max_component_bytes: usize,
+    /// The OIDC issuer's verifier, when one is configured.
+    pub(crate) oidc: Option<Arc<crate::oidc::Verifier>>,
 }
 
 impl AppState {
@@ -37,6 +39,7 @@ impl AppState {
             delivery: ServiceClient::new(config.delivery_url.clone()),
             rpc: ServiceClient::new(config.rpc_gateway_url.clone()),
             max_component_bytes: config.max_component_bytes,
+            oidc: crate::oidc::Verifier::from_config(&config.oidc).map(Arc::new),
         })
     }
 

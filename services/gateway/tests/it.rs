@@ -7,6 +7,7 @@ mod it {
     pub mod auth;
     pub mod components;
     pub mod job_control;
+    pub mod oidc;
     pub mod platform;
     pub mod support;
     pub mod webhooks;

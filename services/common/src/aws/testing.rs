@@ -83,3 +83,9 @@ pub async fn sdk_config(moto: &Moto) -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// The Python of the emulator's virtualenv, for fixtures that drive it
+/// with its own libraries (boto3, joserfc).
+pub fn python() -> std::path::PathBuf {
+    server_path().with_file_name("python")
+}
