@@ -3,8 +3,11 @@
 //! exactly as a deployment would, with a private Postgres cluster. A small job
 //! (three recorded blocks, one task each) checks the dataset and the webhooks
 //! against values computed straight from the recorded JSON. It runs twice:
-//! on the embedded queues, and with the dispatcher's queues on SQS in the
-//! local AWS emulator (moto), which must give the same dataset.
+//! on the embedded backends, and on every AWS backend in the local AWS
+//! emulator (moto), which must give the same dataset: the queues on SQS
+//! (claim checks on), every object (components, the lake, task scratch) in
+//! an S3 bucket, task credentials from STS, and the caller signed in with
+//! an ID token from a Cognito user pool instead of an API key.
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`;
 //! scripts/test.sh does it); the test fails with that advice when one is
@@ -38,7 +41,7 @@ async fn the_services_as_separate_processes_run_a_job_end_to_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_job_runs_with_the_queues_on_sqs() {
+async fn the_same_job_runs_on_every_aws_backend() {
     let moto = trace_common::aws::testing::start().await;
     let sdk = trace_common::aws::testing::sdk_config(&moto).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -46,7 +49,48 @@ async fn the_same_job_runs_with_the_queues_on_sqs() {
         let name = format!("{SQS_PREFIX}{name}");
         sqs.create_queue().queue_name(name).send().await.unwrap();
     }
-    run_end_to_end(Some(&moto)).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let aws = Aws {
+        cognito: cognito_pool(&moto).await,
+        moto: &moto,
+    };
+    let run = run_end_to_end(Some(&aws)).await;
+
+    // Every object is in the bucket: the component by its digest, and the
+    // lake's Parquet files for each table the ingest wrote.
+    let mut keys = Vec::new();
+    let mut pages = s3.list_objects_v2().bucket(BUCKET).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    let component = format!(
+        "components/sha256/{}",
+        run.digest.trim_start_matches("sha256:")
+    );
+    assert!(keys.contains(&component), "{keys:?}");
+    for table in ["blocks", "transactions", "logs"] {
+        let prefix = format!("lake/chain=1/{table}/");
+        let files = keys.iter().filter(|k| k.starts_with(&prefix)).count();
+        assert!(
+            files > 0
+                && keys
+                    .iter()
+                    .all(|k| !k.starts_with(&prefix) || k.ends_with(".parquet"))
+        );
+    }
+    // Nothing left under claims/, and nothing was written locally.
+    assert!(!keys.iter().any(|k| k.starts_with("claims/")), "{keys:?}");
+    assert_eq!(run.local_objects, Vec::<String>::new());
     // Everything the run queued was received and deleted.
     for name in [QUEUE_TASKS_UDF, QUEUE_TASKS_INGEST, QUEUE_BUFFER] {
         let url = sqs
@@ -66,11 +110,49 @@ async fn the_same_job_runs_with_the_queues_on_sqs() {
     }
 }
 
-/// The SQS queue name prefix of the SQS run.
+/// The SQS queue name prefix of the AWS run.
 const SQS_PREFIX: &str = "trace-e2e-";
+/// The bucket of the AWS run.
+const BUCKET: &str = "trace-e2e-objects";
+/// The role the broker assumes for task credentials in the AWS run.
+const TASK_ROLE: &str = "arn:aws:iam::123456789012:role/trace-task";
+/// The tenant both runs act in.
+const TENANT: &str = "e2e";
 
-/// The whole run; with `sqs`, the dispatcher keeps its queues there.
-async fn run_end_to_end(sqs: Option<&trace_common::aws::testing::Moto>) {
+/// The emulator of the AWS run and its user pool (cognito.py's answer).
+struct Aws<'a> {
+    moto: &'a trace_common::aws::testing::Moto,
+    cognito: serde_json::Value,
+}
+
+/// A user pool whose users belong to [`TENANT`], by the gateway's fixture.
+async fn cognito_pool(moto: &trace_common::aws::testing::Moto) -> serde_json::Value {
+    let script = trace_tests::repo_root().join("services/gateway/tests/fixtures/cognito.py");
+    let out = tokio::process::Command::new(trace_common::aws::testing::python())
+        .arg(script)
+        .arg(&moto.url)
+        .arg(TENANT)
+        .output()
+        .await
+        .expect("the emulator's python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What a run leaves for the caller to check.
+struct Run {
+    /// The published component's digest.
+    digest: String,
+    /// Files under the local object directory.
+    local_objects: Vec<String>,
+}
+
+/// The whole run; with `aws`, every backend is the AWS one.
+async fn run_end_to_end(aws: Option<&Aws<'_>>) -> Run {
     let clock = Instant::now();
     let lap = |what: &str| eprintln!("[{:>6.1} s] {what}", clock.elapsed().as_secs_f64());
     let data_dir = trace_tests::data_dir();
@@ -90,7 +172,19 @@ async fn run_end_to_end(sqs: Option<&trace_common::aws::testing::Moto>) {
         bin_dir,
         logs_dir,
         running: Vec::new(),
+        env: Vec::new(),
     };
+    // Flags every object-keeping service gets in the AWS run.
+    let mut bucket: Vec<(&str, &str)> = Vec::new();
+    if let Some(aws) = aws {
+        procs.env = vec![
+            ("AWS_ENDPOINT_URL", aws.moto.url.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ];
+        bucket.push(("--objects-bucket", BUCKET));
+    }
     let objects = objects.to_str().unwrap().to_string();
     let url = |port: u16| format!("http://127.0.0.1:{port}");
 
@@ -109,43 +203,39 @@ async fn run_end_to_end(sqs: Option<&trace_common::aws::testing::Moto>) {
         ("--relay-interval-ms", "200"),
         ("--migrate", "false"),
     ];
-    let mut dispatcher_env = Vec::new();
-    if let Some(moto) = sqs {
+    if aws.is_some() {
         dispatcher_args.extend([
             ("--queue-backend", "sqs"),
             ("--sqs-queue-prefix", SQS_PREFIX),
         ]);
-        dispatcher_env.extend([
-            ("AWS_ENDPOINT_URL", moto.url.as_str()),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ]);
+        dispatcher_args.extend(&bucket);
     }
-    procs.spawn_with_env(
-        "trace-dispatcher",
-        dispatcher,
-        &dispatcher_args,
-        &dispatcher_env,
-    );
+    procs.spawn("trace-dispatcher", dispatcher, &dispatcher_args);
     let query = free_port();
     procs.spawn(
         "trace-query",
         query,
         &[
-            ("--data-database-url", &data_url),
-            ("--objects-dir", &objects),
-        ],
+            &[
+                ("--data-database-url", data_url.as_str()),
+                ("--objects-dir", &objects),
+            ],
+            &bucket[..],
+        ]
+        .concat(),
     );
     let broker = free_port();
-    procs.spawn(
-        "trace-broker",
-        broker,
-        &[
-            ("--dispatcher-url", &url(dispatcher)),
-            ("--objects-dir", &objects),
-        ],
-    );
+    let mut broker_args = vec![
+        ("--dispatcher-url", url(dispatcher)),
+        ("--objects-dir", objects.clone()),
+    ];
+    if aws.is_some() {
+        broker_args.push(("--objects-bucket", BUCKET.into()));
+        broker_args.push(("--sts-role-arn", TASK_ROLE.into()));
+    }
+    let broker_args: Vec<(&str, &str)> =
+        broker_args.iter().map(|(f, v)| (*f, v.as_str())).collect();
+    procs.spawn("trace-broker", broker, &broker_args);
     let sinks = free_port();
     procs.spawn(
         "trace-sinks",
@@ -168,30 +258,44 @@ async fn run_end_to_end(sqs: Option<&trace_common::aws::testing::Moto>) {
     let receiver = free_port();
     procs.spawn("trace-webhook-receiver", receiver, &[("--secret", SECRET)]);
     let gateway = free_port();
-    procs.spawn(
-        "trace-gateway",
-        gateway,
-        &[
-            ("--state-database-url", &state_url),
-            ("--objects-dir", &objects),
-            ("--dispatcher-url", &url(dispatcher)),
-            ("--query-url", &url(query)),
-            ("--sinks-url", &url(sinks)),
-            ("--delivery-url", &url(delivery)),
-            ("--rpc-gateway-url", &url(rpc)),
-        ],
-    );
+    let mut gateway_args = vec![
+        ("--state-database-url", state_url.clone()),
+        ("--objects-dir", objects.clone()),
+        ("--dispatcher-url", url(dispatcher)),
+        ("--query-url", url(query)),
+        ("--sinks-url", url(sinks)),
+        ("--delivery-url", url(delivery)),
+        ("--rpc-gateway-url", url(rpc)),
+    ];
+    if let Some(aws) = aws {
+        let pool = &aws.cognito;
+        let text = |k: &str| pool[k].as_str().unwrap().to_string();
+        let jwks = format!("{}/{}/.well-known/jwks.json", aws.moto.url, text("pool"));
+        gateway_args.extend([
+            ("--objects-bucket", BUCKET.into()),
+            ("--oidc-issuer", text("issuer")),
+            ("--oidc-audience", text("client")),
+            ("--oidc-jwks-url", jwks),
+        ]);
+    }
+    let gateway_args: Vec<(&str, &str)> =
+        gateway_args.iter().map(|(f, v)| (*f, v.as_str())).collect();
+    procs.spawn("trace-gateway", gateway, &gateway_args);
     let platform_worker = free_port();
     procs.spawn(
         "trace-platform-worker",
         platform_worker,
         &[
-            ("--rpc-url", &url(rpc)),
-            ("--dispatcher-url", &url(dispatcher)),
-            ("--data-database-url", &data_url),
-            ("--objects-dir", &objects),
-            ("--worker-id", "e2e-platform-worker"),
-        ],
+            &[
+                ("--rpc-url", url(rpc).as_str()),
+                ("--dispatcher-url", &url(dispatcher)),
+                ("--data-database-url", &data_url),
+                ("--objects-dir", &objects),
+                ("--worker-id", "e2e-platform-worker"),
+            ],
+            &bucket[..],
+        ]
+        .concat(),
     );
     let udf_worker = free_port();
     let cache = home.path().join("artifacts");
@@ -199,13 +303,17 @@ async fn run_end_to_end(sqs: Option<&trace_common::aws::testing::Moto>) {
         "trace-udf-worker",
         udf_worker,
         &[
-            ("--dispatcher-url", &url(dispatcher)),
-            ("--query-url", &url(query)),
-            ("--broker-url", &url(broker)),
-            ("--objects-dir", &objects),
-            ("--artifact-cache-dir", path(&cache)),
-            ("--worker-id", "e2e-udf-worker"),
-        ],
+            &[
+                ("--dispatcher-url", url(dispatcher).as_str()),
+                ("--query-url", &url(query)),
+                ("--broker-url", &url(broker)),
+                ("--objects-dir", &objects),
+                ("--artifact-cache-dir", path(&cache)),
+                ("--worker-id", "e2e-udf-worker"),
+            ],
+            &bucket[..],
+        ]
+        .concat(),
     );
     let ports = [
         replay,
@@ -227,11 +335,16 @@ async fn run_end_to_end(sqs: Option<&trace_common::aws::testing::Moto>) {
 
     // The tenant, its key, and the receiver as its webhook endpoint.
     let pool = trace_common::db::connect(&state_url, 2).await.unwrap();
-    let key = trace_gateway::bootstrap_tenant(&pool, "e2e", "admin")
+    let key = trace_gateway::bootstrap_tenant(&pool, TENANT, "admin")
         .await
         .expect("tenant bootstrapped");
     pool.close().await;
-    let gw = Gateway::new(&url(gateway), &key);
+    // In the AWS run the caller is the user pool's admin, by ID token.
+    let bearer = match aws {
+        Some(aws) => aws.cognito["admin"]["id"].as_str().unwrap().to_string(),
+        None => key,
+    };
+    let gw = Gateway::new(&url(gateway), &bearer);
     let hooks = format!("{}/hooks", url(receiver));
     gw.post("/v1/webhooks", &json!({"url": hooks, "secret": SECRET}))
         .await
@@ -257,6 +370,12 @@ async fn run_end_to_end(sqs: Option<&trace_common::aws::testing::Moto>) {
         })
         .sum();
     assert_eq!(count(&gw, "select count(*) from logs").await, raw_logs);
+    // The lake holds the same logs (in the AWS run, read from the bucket).
+    let lake = gw
+        .query("select count(*) from logs", vec![], true)
+        .await
+        .unwrap();
+    assert_eq!(lake, vec![vec![raw_logs.to_string()]]);
 
     // Publish the example and run it, one task per block.
     let example = trace_tests::repo_root().join("examples/udfs/erc20-transfers");
@@ -327,11 +446,34 @@ async fn run_end_to_end(sqs: Option<&trace_common::aws::testing::Moto>) {
         .await
         .unwrap();
     pool.close().await;
-    assert_eq!(embedded_used, sqs.is_none());
+    assert_eq!(embedded_used, aws.is_none());
 
     drop(procs);
     cluster.stop().expect("the cluster stops");
     lap("stopped");
+    let local_objects = walkdir(Path::new(&objects));
+    Run {
+        digest: built.sha256,
+        local_objects,
+    }
+}
+
+/// Every file under `dir`, relative to it.
+fn walkdir(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The running service processes; dropping it kills and reaps them all,
@@ -340,23 +482,14 @@ struct Children {
     bin_dir: PathBuf,
     logs_dir: PathBuf,
     running: Vec<(&'static str, Child)>,
+    /// Set for every child.
+    env: Vec<(&'static str, String)>,
 }
 
 impl Children {
     /// Starts `binary --listen 127.0.0.1:<port> <args>`, its output in
     /// `<logs>/<binary>.log`. An arg with an empty value is a bare flag.
     fn spawn(&mut self, binary: &'static str, port: u16, args: &[(&str, &str)]) {
-        self.spawn_with_env(binary, port, args, &[]);
-    }
-
-    /// Like [`Children::spawn`], with `env` set for the child.
-    fn spawn_with_env(
-        &mut self,
-        binary: &'static str,
-        port: u16,
-        args: &[(&str, &str)],
-        env: &[(&str, &str)],
-    ) {
         let exe = self.bin_dir.join(binary);
         assert!(
             exe.is_file(),
@@ -371,7 +504,7 @@ impl Children {
                 command.env_remove(name);
             }
         }
-        command.envs(env.iter().copied());
+        command.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
         command.arg("--listen").arg(format!("127.0.0.1:{port}"));
         for (flag, value) in args {
             command.arg(flag);
