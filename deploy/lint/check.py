@@ -12,6 +12,9 @@ rendered base and overlay (`kubectl kustomize` output), it:
 - checks that queue names agree between the code (trace_common::api::QUEUE_*), Terraform and
   the ScaledObjects; that the services that call AWS (the holders of TRACE_OBJECTS_BUCKET,
   the dispatcher on SQS) are exactly those with an IRSA role, AWS_REGION and AWS egress;
+  that a holder of TRACE_OIDC_ISSUER may reach public addresses on 443 (the JWKS) and that
+  its tenant claim, groups claim and admin group are the Cognito user pool's (a custom
+  attribute the app client reads, Cognito's groups claim, a group of the pool);
   that images match the Dockerfile's targets and ports; and that the overlay's parameters
   are the ones Terraform writes and leave no placeholder behind;
 - splits the rendered manifests into built-in kinds (for kubernetes-validate) and KEDA kinds
@@ -361,6 +364,94 @@ def check_base(docs, locals_):
                     finding(f"ScaledObject {name}: queueLength is not {concurrency[target]}")
 
 
+def terraform_resources(parsed, rtype):
+    """Every resource of type `rtype`, by name, as python-hcl2 leaves them."""
+    found = {}
+    for doc in parsed.values():
+        for block in doc.get("resource", []):
+            found.update(block.get(rtype, {}))
+    return found
+
+
+def hcl_value(block, key, default=None):
+    """An attribute of a parsed block: python-hcl2 wraps each in a list."""
+    value = block.get(key, [default])
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def oidc_defaults(service):
+    """The defaults of the OIDC flags (`env = "TRACE_OIDC_..."`, `default_value = "..."`)."""
+    defaults = {}
+    for path in rust_sources(service):
+        defaults.update(
+            re.findall(
+                r'env\s*=\s*"(TRACE_OIDC_[A-Z_]+)"\s*,\s*default_value\s*=\s*"([^"]*)"',
+                path.read_text(),
+            )
+        )
+    return defaults
+
+
+def has_public_https_egress(policies, name):
+    """Whether a policy selecting `name` lets it reach 0.0.0.0/0 (less exceptions) on 443."""
+    for policy in policies:
+        if not selects(policy["spec"]["podSelector"], name):
+            continue
+        for rule in policy["spec"].get("egress") or []:
+            ports = [p.get("port") for p in rule.get("ports", [])]
+            if ports and 443 not in ports and None not in ports:
+                continue
+            peers = rule.get("to")
+            if not peers or any(p.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for p in peers):
+                return True
+    return False
+
+
+def check_oidc(docs, parsed):
+    """The holders of TRACE_OIDC_ISSUER against the Cognito user pool and their egress."""
+    config_maps = by_kind(docs, "ConfigMap")
+    policies = list(by_kind(docs, "NetworkPolicy").values())
+    pools = terraform_resources(parsed, "aws_cognito_user_pool")
+    clients = terraform_resources(parsed, "aws_cognito_user_pool_client")
+    groups = {
+        hcl_value(group, "name")
+        for group in terraform_resources(parsed, "aws_cognito_user_group").values()
+    }
+    custom = {
+        f"custom:{hcl_value(attribute, 'name')}"
+        for pool in pools.values()
+        for attribute in pool.get("schema", [])
+        if hcl_value(attribute, "attribute_data_type") == "String"
+    }
+    for name, spec in pod_specs(docs):
+        env = container_env(spec["containers"][0], config_maps)
+        if "TRACE_OIDC_ISSUER" not in env:
+            continue
+        service = name.removeprefix("trace-")
+        settings = {**oidc_defaults(service), **env}
+        if "TRACE_OIDC_AUDIENCE" not in env:
+            finding(f"{name}: sets TRACE_OIDC_ISSUER but no TRACE_OIDC_AUDIENCE")
+        if not has_public_https_egress(policies, name):
+            finding(f"{name}: verifies OIDC tokens but no NetworkPolicy lets it fetch the JWKS")
+        if not pools:
+            finding(f"{name}: verifies OIDC tokens, Terraform has no Cognito user pool")
+            continue
+        tenant = settings.get("TRACE_OIDC_TENANT_CLAIM")
+        if tenant not in custom:
+            finding(f"{name}: TRACE_OIDC_TENANT_CLAIM={tenant} is not a custom attribute of "
+                    f"the user pool ({sorted(custom)})")
+        for client_name, client in clients.items():
+            if tenant not in (hcl_value(client, "read_attributes") or []):
+                finding(f"app client {client_name}: read_attributes lack {tenant}, so its ID "
+                        "tokens name no tenant")
+        if settings.get("TRACE_OIDC_GROUPS_CLAIM") != "cognito:groups":
+            finding(f"{name}: TRACE_OIDC_GROUPS_CLAIM is not Cognito's `cognito:groups`")
+        admin = settings.get("TRACE_OIDC_ADMIN_GROUP")
+        if admin not in groups:
+            finding(f"{name}: TRACE_OIDC_ADMIN_GROUP={admin} is not a group of the user pool "
+                    f"({sorted(groups)})")
+
+
 def check_dockerfile(docs, locals_):
     text = (DEPLOY / "Dockerfile").read_text()
     stages = {}
@@ -429,6 +520,7 @@ def main():
     base = load_rendered(out / "base.yaml")
     overlay = load_rendered(out / "aws.yaml")
     check_base(base, locals_)
+    check_oidc(base, parsed)
     check_dockerfile(base, locals_)
     check_overlay(overlay, locals_)
     split_for_validators(base, out, "base")

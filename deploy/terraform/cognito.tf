@@ -1,6 +1,16 @@
 # Sign-in for people: a user pool whose users carry their tenant, an admin group, and an app
-# client for the CLI and a web console. The gateway does not accept these tokens yet (it
-# authenticates API keys only); see deploy/README.md.
+# client for the CLI and a web console. The gateway accepts the pool's ID tokens beside API
+# keys (services/gateway/src/oidc.rs): its TRACE_OIDC_ISSUER is local.cognito_issuer and its
+# TRACE_OIDC_AUDIENCE the app client's id (both in kustomize_params, outputs.tf); the tenant
+# is the ID token's custom:tenant and the admin role membership of the `admin` group
+# (cognito:groups). Cognito puts custom attributes in ID tokens only: an access token names no
+# tenant, and the gateway refuses it. deploy/lint/check.py checks the gateway's claim and group
+# names against this file.
+
+locals {
+  # The `iss` of the pool's tokens; the gateway fetches <issuer>/.well-known/jwks.json.
+  cognito_issuer = "https://${aws_cognito_user_pool.users.endpoint}"
+}
 
 resource "aws_cognito_user_pool" "users" {
   name                     = "${var.name_prefix}-users"
@@ -34,7 +44,9 @@ resource "aws_cognito_user_pool" "users" {
     }
   }
 
-  # custom:tenant, a tenant id as the platform spells it: ^[a-z][a-z0-9_]{0,31}$.
+  # custom:tenant, a tenant id as the platform spells it: ^[a-z][a-z0-9_]{0,31}$. The
+  # gateway's TRACE_OIDC_TENANT_CLAIM; the tenant must also exist in the state database's
+  # `tenants`, or the gateway refuses the token.
   schema {
     name                     = "tenant"
     attribute_data_type      = "String"
@@ -49,6 +61,8 @@ resource "aws_cognito_user_pool" "users" {
   }
 }
 
+# The gateway's TRACE_OIDC_ADMIN_GROUP: members act as admins of their tenant, everyone else
+# as a member.
 resource "aws_cognito_user_group" "admin" {
   name         = "admin"
   description  = "Tenant administrators (the gateway's admin role)"
@@ -65,7 +79,8 @@ resource "aws_cognito_user_pool_client" "console" {
   prevent_user_existence_errors = "ENABLED"
   enable_token_revocation       = true
 
-  # Users may read their tenant, never write it: only an administrator sets it.
+  # Users may read their tenant, never write it: only an administrator sets it. Reading it is
+  # also what puts custom:tenant in the client's ID tokens.
   read_attributes  = ["email", "email_verified", "custom:tenant"]
   write_attributes = ["email"]
 

@@ -82,8 +82,14 @@ data "aws_iam_policy_document" "list_bucket" {
 }
 
 # The dispatcher is the only service that talks to SQS (TRACE_QUEUE_BACKEND=sqs); the
-# workers and the sinks reach the queues through its queue endpoint. It also keeps the
-# claim-check objects of messages over SQS's 256 KiB under claims/.
+# workers and the sinks reach the queues through its queue endpoint. With TRACE_OBJECTS_BUCKET
+# it also keeps the claim checks of messages over SQS's 256 KiB
+# (services/common/src/queue/claim_check.rs): it puts claims/<sqs queue>/<uuid> before it
+# sends, gets it when it receives the message for whichever service asked its queue endpoint,
+# and deletes it after the message. No other role touches claims/. Its HeadBucket at start-up
+# is allowed by the ListBucket grant without a prefix (list_bucket above). S3 answers a
+# GetObject of a missing key with 404 only to callers allowed ListBucket (403 otherwise); the
+# dispatcher needs the 404, which it reads as "already consumed", so keep that grant.
 data "aws_iam_policy_document" "dispatcher" {
   source_policy_documents = [data.aws_iam_policy_document.list_bucket["trace-dispatcher"].json]
 

@@ -17,6 +17,8 @@ locals {
     udfWorkerRoleArn      = aws_iam_role.service["trace-udf-worker"].arn
     postgresCidr          = var.postgres_cidr
     awsApiCidr            = local.aws_api_cidr
+    cognitoIssuerUrl      = local.cognito_issuer
+    cognitoClientId       = aws_cognito_user_pool_client.console.id
   }
 }
 
@@ -77,11 +79,11 @@ output "cognito_user_pool_id" {
 }
 
 output "cognito_issuer_url" {
-  description = "OIDC issuer of the user pool's tokens."
-  value       = "https://cognito-idp.${var.region}.amazonaws.com/${aws_cognito_user_pool.users.id}"
+  description = "OIDC issuer of the user pool's tokens (the gateway's TRACE_OIDC_ISSUER)."
+  value       = local.cognito_issuer
 }
 
 output "cognito_client_id" {
-  description = "The console/CLI app client."
+  description = "The console/CLI app client (the gateway's TRACE_OIDC_AUDIENCE)."
   value       = aws_cognito_user_pool_client.console.id
 }

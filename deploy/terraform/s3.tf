@@ -96,7 +96,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "objects" {
     }
 
     # The dispatcher deletes a claim's object once its message is consumed; this removes
-    # what a failed delete leaves, after the longest a message can wait in SQS.
+    # what a failed delete leaves, a day after the longest a message can wait in SQS
+    # (local.claims_expiry_days: retention, which a dead-lettered message keeps counting, plus
+    # one day). Counted from the object's creation: a message moved back from its dead-letter
+    # queue starts a new retention period, its object does not (deploy/README.md).
     expiration {
       days = local.claims_expiry_days
     }
