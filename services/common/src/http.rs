@@ -14,12 +14,18 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `router` on `listener` until the process ends or `shutdown` resolves.
+/// Serves `router` on `listener` until the process ends or `shutdown`
+/// resolves, with `GET /metrics` added and every request counted
+/// ([`crate::metrics`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    crate::metrics::handle();
+    let router = router
+        .route("/metrics", axum::routing::get(crate::metrics::render))
+        .layer(axum::middleware::from_fn(crate::metrics::track));
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

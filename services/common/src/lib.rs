@@ -3,8 +3,8 @@
 //! Every container under `services/` depends on this crate for the types that
 //! cross service boundaries ([`api`]), the HTTP error shape ([`error`]), the
 //! queue abstraction with its embedded Postgres backend ([`queue`]), platform
-//! object storage ([`objects`]), Postgres helpers ([`db`]), telemetry
-//! ([`telemetry`]), the dispatcher's client ([`dispatcher_client`]) and the
+//! object storage ([`objects`]), Postgres helpers ([`db`]), logs
+//! ([`telemetry`]), Prometheus metrics ([`metrics`]), the dispatcher's client ([`dispatcher_client`]) and the
 //! worker loop both worker kinds share ([`worker`]). It holds no service
 //! logic of its own.
 
@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod objects;
 pub mod queue;
 pub mod signal;

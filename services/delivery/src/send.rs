@@ -189,6 +189,10 @@ impl Sender {
         };
         tracing::debug!(alert_id = %due.alert_id, endpoint_id = %due.endpoint_id, attempts,
             state = next_state, status, "delivery attempted");
+        let status_label = status.map_or("none".to_string(), |s| s.to_string());
+        trace_common::metrics::counter!("trace_webhook_attempts_total",
+            "result" => next_state, "status" => status_label)
+        .increment(1);
         sqlx::query(
             "update deliveries set state = $3, attempts = $4, last_status = $5, \
                last_error = $6, \

@@ -127,7 +127,30 @@ pub async fn reconcile_once(state: &AppState, waited: Duration) -> Result<u64, s
     Ok(woken)
 }
 
-/// Reaps and reconciles every `every` until `shutdown`.
+/// Sets the queue gauges from the state database, the truth whichever
+/// backend carries the wake-ups: how many tasks of each kind are queued,
+/// and how long the oldest has waited.
+pub async fn sample_queues(state: &AppState) -> Result<(), sqlx::Error> {
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+        "select j.kind, count(*), \
+         coalesce(extract(epoch from now() - min(t.updated_at)), 0)::float8 \
+         from tasks t join jobs j on j.id = t.job_id where t.state = 'queued' group by j.kind",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    for kind in ["udf", "ingest"] {
+        let (depth, age) = rows
+            .iter()
+            .find(|(k, _, _)| k == kind)
+            .map_or((0.0, 0.0), |(_, n, age)| (*n as f64, *age));
+        trace_common::metrics::gauge!("trace_tasks_queued", "kind" => kind).set(depth);
+        trace_common::metrics::gauge!("trace_tasks_queued_oldest_seconds", "kind" => kind).set(age);
+    }
+    Ok(())
+}
+
+/// Reaps and reconciles every `every` until `shutdown`, sampling the
+/// queue gauges on each pass.
 pub async fn run(state: AppState, every: Duration, shutdown: CancellationToken) {
     loop {
         if let Err(err) = reap_once(&state).await {
@@ -135,6 +158,9 @@ pub async fn run(state: AppState, every: Duration, shutdown: CancellationToken) 
         }
         if let Err(err) = reconcile_once(&state, RECONCILE_AFTER).await {
             tracing::warn!(error = %err, "reconciler pass failed; will retry");
+        }
+        if let Err(err) = sample_queues(&state).await {
+            tracing::warn!(error = %err, "sampling the queues failed");
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

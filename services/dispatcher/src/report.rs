@@ -283,17 +283,31 @@ pub async fn finish_attempt(
     reason: Option<&str>,
     class: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update task_attempts set finished_at = now(), outcome = $3, reason = $4, class = $5 \
-         where task_id = $1 and attempt = $2",
+    let ended: Option<(String, f64)> = sqlx::query_as(
+        "update task_attempts a set finished_at = now(), outcome = $3, reason = $4, class = $5 \
+         from tasks t join jobs j on j.id = t.job_id \
+         where a.task_id = $1 and a.attempt = $2 and t.id = a.task_id \
+         returning j.kind, extract(epoch from a.finished_at - a.started_at)::float8",
     )
     .bind(id)
     .bind(attempt_param(attempt))
     .bind(outcome)
     .bind(reason)
     .bind(class)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    // Counted when the statement ran; a transaction rolled back after it
+    // (rare: the commit failing) still counts here.
+    if let Some((kind, secs)) = ended {
+        let labels = [
+            ("kind", kind),
+            ("outcome", outcome.to_string()),
+            ("class", class.unwrap_or("none").to_string()),
+        ];
+        trace_common::metrics::counter!("trace_task_attempts_total", &labels).increment(1);
+        trace_common::metrics::histogram!("trace_task_attempt_duration_seconds", &labels)
+            .record(secs);
+    }
     Ok(())
 }
 

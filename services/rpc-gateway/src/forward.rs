@@ -57,6 +57,7 @@ pub async fn forward(
     };
 
     let slots: Vec<Slot> = items.into_iter().map(sort).collect();
+    count(url, &slots);
     let outgoing: Vec<&Value> = slots
         .iter()
         .filter_map(|s| match s {
@@ -89,6 +90,29 @@ pub async fn forward(
         (false, _) => Answer::Json(merged.swap_remove(0)),
         (true, _) => Answer::Json(Value::Array(merged)),
     })
+}
+
+/// Counts the calls of a request by provider (its host only: a provider's
+/// URL may hold an API key in its path) and method; refused methods are
+/// counted under `other`, as callers choose their names.
+fn count(url: &str, slots: &[Slot]) {
+    let provider = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string());
+    for slot in slots {
+        let (method, result) = match slot {
+            Slot::Forward(v) => (v["method"].as_str().unwrap_or("other"), "forwarded"),
+            Slot::Local(_) => ("other", "refused"),
+        };
+        trace_common::metrics::counter!(
+            "trace_rpc_calls_total",
+            "provider" => provider.clone(),
+            "method" => method.to_string(),
+            "result" => result,
+        )
+        .increment(1);
+    }
 }
 
 fn sort(item: Value) -> Slot {

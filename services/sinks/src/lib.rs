@@ -224,6 +224,7 @@ async fn handle(pool: &PgPool, message: &Received) -> bool {
     match result {
         Ok(outcome) => {
             tracing::debug!(what = %message_kind, ?outcome, "buffer message handled");
+            count(&message_kind, &outcome, body);
             true
         }
         Err(err) => {
@@ -232,6 +233,48 @@ async fn handle(pool: &PgPool, message: &Received) -> bool {
             false
         }
     }
+}
+
+/// Counts a handled message: by kind and outcome, the bytes of each batch
+/// received, and the rows each commit made visible.
+fn count(message: &Message, outcome: &apply::Outcome, body: &serde_json::Value) {
+    use trace_common::metrics::counter;
+    let (kind, bytes) = match message {
+        Message::Batch(_) => ("batch", json_len(body)),
+        Message::End(_) => ("attempt_end", 0),
+    };
+    let name = match outcome {
+        apply::Outcome::Staged => "staged",
+        apply::Outcome::Waiting { .. } => "waiting",
+        apply::Outcome::Committed { rows, .. } => {
+            counter!("trace_sink_rows_committed_total").increment(*rows);
+            "committed"
+        }
+        apply::Outcome::Discarded => "discarded",
+        apply::Outcome::Replayed => "replayed",
+        apply::Outcome::Rejected { .. } => "rejected",
+    };
+    counter!("trace_sink_messages_total", "kind" => kind, "outcome" => name).increment(1);
+    if bytes > 0 {
+        counter!("trace_sink_batch_bytes_total").increment(bytes);
+    }
+}
+
+/// The length of `value` serialised, counted without keeping the text.
+fn json_len(value: &serde_json::Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// A message on the buffer queue.

@@ -222,7 +222,14 @@ impl UdfHandler {
             ok = matches!(ran, Ok(Ok(_))), "component ran");
 
         let output = match ran {
-            Ok(Ok(output)) => output,
+            Ok(Ok(output)) => {
+                let timing = output.timing;
+                trace_common::metrics::histogram!("trace_udf_instantiate_seconds")
+                    .record(timing.instantiate.as_secs_f64());
+                trace_common::metrics::histogram!("trace_udf_call_seconds")
+                    .record(timing.call.as_secs_f64());
+                output
+            }
             Ok(Err(err)) => return Err(failure_with(err.to_string(), err.class(), &log)),
             Err(join) => {
                 let reason = format!("the component's thread failed: {join}");

@@ -83,10 +83,34 @@ impl ObjectsHost for S3Objects {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, ObjectError> {
         let path = self.path(key)?;
         let store = self.store.clone();
-        let got = self.call(async move { store.get(&path).await?.bytes().await });
+        let got = {
+            let (store, path) = (store.clone(), path.clone());
+            self.call(async move { store.get(&path).await?.bytes().await })
+        };
         match got {
             Ok(bytes) => Ok(Some(bytes.to_vec())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
+            // S3 answers 403, not 404, for a missing key when the caller may
+            // not list the bucket, and the session policy allows listing
+            // only with the task's prefix: a listing of the key's directory
+            // tells a missing key from a refused one.
+            Err(object_store::Error::PermissionDenied { .. }) => {
+                let parent = path.parts().collect::<Vec<_>>();
+                let dir = Path::from_iter(parent[..parent.len().saturating_sub(1)].iter().cloned());
+                let listed: Vec<_> = self
+                    .call(async move { store.list(Some(&dir)).try_collect().await })
+                    .map_err(object_error)?;
+                if listed
+                    .iter()
+                    .any(|m: &object_store::ObjectMeta| m.location == path)
+                {
+                    Err(ObjectError::Denied(
+                        "the task's credentials do not allow this".into(),
+                    ))
+                } else {
+                    Ok(None)
+                }
+            }
             Err(err) => Err(object_error(err)),
         }
     }

@@ -438,6 +438,55 @@ async fn run_end_to_end(aws: Option<&Aws<'_>>) -> Run {
     assert_eq!(stats["rejected"], json!(0), "{stats}");
     lap("alerts verified");
 
+    // Each service counted what it did; every process has its own registry.
+    let sum = |text: &str, name: &str, labels: &[(&str, &str)]| sample_sum(text, name, labels);
+    let m = metrics(&url(gateway)).await;
+    let jobs = [("method", "POST"), ("route", "/v1/jobs"), ("status", "201")];
+    assert_eq!(sum(&m, "trace_http_requests_total", &jobs), 3.0);
+    let m = metrics(&url(dispatcher)).await;
+    let udf_ok = [("kind", "udf"), ("outcome", "succeeded")];
+    assert_eq!(sum(&m, "trace_task_attempts_total", &udf_ok), 3.0);
+    assert_eq!(
+        sum(&m, "trace_task_attempt_duration_seconds_count", &udf_ok),
+        3.0
+    );
+    assert!(m.contains("trace_tasks_queued{kind=\"udf\"}"), "{m}");
+    let m = metrics(&url(udf_worker)).await;
+    assert_eq!(sum(&m, "trace_udf_instantiate_seconds_count", &[]), 3.0);
+    let m = metrics(&url(sinks)).await;
+    // An attempt commits on its end or on its last batch, whichever is last.
+    let commits = [("outcome", "committed")];
+    assert_eq!(sum(&m, "trace_sink_messages_total", &commits), 3.0);
+    let rows = sum(&m, "trace_sink_rows_committed_total", &[]);
+    assert_eq!(rows, (transfers.len() as u64 + alerts) as f64);
+    assert!(sum(&m, "trace_sink_batch_bytes_total", &[]) > 0.0);
+    // The receiver answers before the delivery service records the attempt.
+    let started = Instant::now();
+    let delivered = loop {
+        let m = metrics(&url(delivery)).await;
+        let delivered = sum(
+            &m,
+            "trace_webhook_attempts_total",
+            &[("result", "delivered")],
+        );
+        if delivered >= alerts as f64 || started.elapsed() > Duration::from_secs(10) {
+            break delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(delivered, alerts as f64);
+    let m = metrics(&url(rpc)).await;
+    let logs = [
+        ("method", "eth_getLogs"),
+        ("provider", "127.0.0.1"),
+        ("result", "forwarded"),
+    ];
+    assert!(
+        sum(&m, "trace_rpc_calls_total", &logs) >= LOG_BLOCKS.len() as f64,
+        "{m}"
+    );
+    lap("metrics checked");
+
     // The queue the dispatcher used: with SQS, not one message ever went
     // into the embedded queue's table; without, every one did.
     let pool = trace_common::db::connect(&state_url, 1).await.unwrap();
@@ -456,6 +505,38 @@ async fn run_end_to_end(aws: Option<&Aws<'_>>) -> Run {
         digest: built.sha256,
         local_objects,
     }
+}
+
+/// A service's `/metrics` text.
+async fn metrics(base: &str) -> String {
+    let resp = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+/// The sum of the samples of `name` whose labels include `labels`, read
+/// from the Prometheus text format.
+fn sample_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut total = 0.0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if metric != name {
+            continue;
+        }
+        let inner = rest.trim_end_matches('}');
+        let have: Vec<(&str, &str)> = inner
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k, v.trim_matches('"')))
+            .collect();
+        if labels.iter().all(|l| have.contains(l)) {
+            total += value.parse::<f64>().unwrap();
+        }
+    }
+    total
 }
 
 /// Every file under `dir`, relative to it.
