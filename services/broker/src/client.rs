@@ -28,7 +28,12 @@ impl BrokerClient {
     /// The object under `key`, `None` when there is none.
     pub async fn get(&self, token: &str, key: &str) -> Result<Option<Vec<u8>>, ClientError> {
         let url = self.object_url(key);
-        let resp = self.client.http().get(&url).bearer_auth(token).send().await;
+        let resp = self
+            .client
+            .request(reqwest::Method::GET, &url)
+            .bearer_auth(token)
+            .send()
+            .await;
         let resp = resp.map_err(|source| ClientError::Transport {
             url: url.clone(),
             source,
@@ -54,8 +59,7 @@ impl BrokerClient {
         let url = self.object_url(key);
         let resp = self
             .client
-            .http()
-            .put(&url)
+            .request(reqwest::Method::PUT, &url)
             .bearer_auth(token)
             .body(value)
             .send()
@@ -72,8 +76,7 @@ impl BrokerClient {
         let url = self.object_url(key);
         let resp = self
             .client
-            .http()
-            .delete(&url)
+            .request(reqwest::Method::DELETE, &url)
             .bearer_auth(token)
             .send()
             .await;
@@ -89,8 +92,7 @@ impl BrokerClient {
         let url = self.client.url("/v1/objects");
         let req = self
             .client
-            .http()
-            .get(&url)
+            .request(reqwest::Method::GET, &url)
             .query(&[("prefix", prefix)])
             .bearer_auth(token);
         decode(url, req.send().await).await

@@ -127,7 +127,10 @@ impl DispatcherClient {
     /// The jobs of `tenant`, newest first.
     pub async fn jobs(&self, tenant: &str) -> Result<Vec<Job>, ClientError> {
         let url = self.client.url("/v1/jobs");
-        let req = self.client.http().get(&url).query(&[("tenant", tenant)]);
+        let req = self
+            .client
+            .request(reqwest::Method::GET, &url)
+            .query(&[("tenant", tenant)]);
         decode(url, req.header(TENANT_HEADER, tenant).send().await).await
     }
 
@@ -155,13 +158,18 @@ impl DispatcherClient {
         path: &str,
     ) -> Result<T, ClientError> {
         let url = self.client.url(path);
-        let req = self.client.http().request(method, &url);
+        let req = self.client.request(method, &url);
         decode(url, req.header(TENANT_HEADER, tenant).send().await).await
     }
 
     async fn post_empty<B: Serialize>(&self, path: &str, body: &B) -> Result<(), ClientError> {
         let url = self.client.url(path);
-        let resp = self.client.http().post(&url).json(body).send().await;
+        let resp = self
+            .client
+            .request(reqwest::Method::POST, &url)
+            .json(body)
+            .send()
+            .await;
         let resp = resp.map_err(|source| ClientError::Transport {
             url: url.clone(),
             source,

@@ -25,7 +25,8 @@ pub async fn serve(
     crate::metrics::handle();
     let router = router
         .route("/metrics", axum::routing::get(crate::metrics::render))
-        .layer(axum::middleware::from_fn(crate::metrics::track));
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(axum::middleware::from_fn(crate::telemetry::trace_request));
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -110,6 +111,16 @@ impl ServiceClient {
         &self.http
     }
 
+    /// A `method` request to `url`, carrying the current trace
+    /// ([`crate::telemetry::with_trace`]) as `traceparent`.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match crate::telemetry::current_trace() {
+            Some(id) => request.header("traceparent", crate::telemetry::traceparent(&id)),
+            None => request,
+        }
+    }
+
     /// The full URL of `path` (which starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
@@ -118,7 +129,7 @@ impl ServiceClient {
     /// `GET path`, decoding a JSON answer.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = self.url(path);
-        let resp = self.http.get(&url).send().await;
+        let resp = self.request(reqwest::Method::GET, &url).send().await;
         decode(url, resp).await
     }
 
@@ -129,7 +140,11 @@ impl ServiceClient {
         body: &B,
     ) -> Result<T, ClientError> {
         let url = self.url(path);
-        let resp = self.http.post(&url).json(body).send().await;
+        let resp = self
+            .request(reqwest::Method::POST, &url)
+            .json(body)
+            .send()
+            .await;
         decode(url, resp).await
     }
 }

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -246,9 +247,15 @@ impl Worker {
                 return;
             }
         };
-        if let Some(lease) = self.claim(task.task_id).await {
-            self.run(lease).await;
-        }
+        let trace = crate::telemetry::task_trace(task.task_id);
+        let span = tracing::info_span!("task", trace_id = %trace, task = %task.task_id);
+        crate::telemetry::with_trace(trace, async {
+            if let Some(lease) = self.claim(task.task_id).await {
+                self.run(lease).await;
+            }
+        })
+        .instrument(span)
+        .await;
         self.delete(&message.receipt).await;
     }
 
@@ -284,7 +291,10 @@ impl Worker {
         let cancel = CancellationToken::new();
         let handler = self.handler.clone();
         let token = cancel.clone();
-        let mut run = tokio::spawn(async move { handler.run(lease, token).await });
+        let trace = crate::telemetry::task_trace(task);
+        let run =
+            crate::telemetry::with_trace(trace, async move { handler.run(lease, token).await });
+        let mut run = tokio::spawn(run.instrument(tracing::Span::current()));
 
         let done = CancellationToken::new();
         let beats = self.heartbeat(task, attempt, cancel.clone(), done.clone());

@@ -21,8 +21,7 @@ pub(crate) async fn query(
     let url = state.query.url("/v1/query");
     let sent = state
         .query
-        .http()
-        .post(&url)
+        .request(reqwest::Method::POST, &url)
         .header(TENANT_HEADER, &principal.tenant)
         .json(&req)
         .send()

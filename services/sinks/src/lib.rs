@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -216,11 +217,24 @@ async fn handle(pool: &PgPool, message: &Received) -> bool {
             return true;
         }
     };
+    // The task's trace, as its worker's logs carry it.
+    let task = match &message_kind {
+        Message::Batch(batch) => batch.task_id,
+        Message::End(AttemptEnd::Commit { task_id, .. })
+        | Message::End(AttemptEnd::Discard { task_id, .. }) => *task_id,
+    };
+    let span = tracing::info_span!("task", trace_id = %trace_common::telemetry::task_trace(task));
     // One immediate retry covers races such as two creators of one schema.
-    let mut result = message_kind.handle(pool).await;
-    if result.is_err() {
-        result = message_kind.handle(pool).await;
+    let result = async {
+        let result = message_kind.handle(pool).await;
+        if result.is_err() {
+            return message_kind.handle(pool).await;
+        }
+        result
     }
+    .instrument(span.clone())
+    .await;
+    let _entered = span.enter();
     match result {
         Ok(outcome) => {
             tracing::debug!(what = %message_kind, ?outcome, "buffer message handled");

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Bridge {
     handle: Handle,
     cancel: CancellationToken,
+    /// The task's trace, which the calls made through the bridge carry on.
+    trace: Option<String>,
 }
 
 impl Bridge {
@@ -22,17 +24,24 @@ impl Bridge {
         Self {
             handle: Handle::current(),
             cancel,
+            trace: trace_common::telemetry::current_trace(),
         }
     }
 
     /// Runs `future` to completion, or answers `None` once the task is
     /// cancelled. Only call it from a blocking thread.
     pub fn block_on<F: Future>(&self, future: F) -> Option<F::Output> {
-        self.handle.block_on(async {
+        let run = async {
             tokio::select! {
                 _ = self.cancel.cancelled() => None,
                 out = future => Some(out),
             }
-        })
+        };
+        match &self.trace {
+            Some(id) => self
+                .handle
+                .block_on(trace_common::telemetry::with_trace(id.clone(), run)),
+            None => self.handle.block_on(run),
+        }
     }
 }

@@ -41,8 +41,7 @@ impl HttpQuery {
         let url = self.client.url("/v1/query");
         let resp = self
             .client
-            .http()
-            .post(&url)
+            .request(reqwest::Method::POST, &url)
             .header(TENANT_HEADER, &self.tenant)
             .json(req)
             .send()

@@ -487,6 +487,23 @@ async fn run_end_to_end(aws: Option<&Aws<'_>>) -> Run {
     );
     lap("metrics checked");
 
+    // One task's trace id is in the logs of every service that worked on it.
+    let trace = trace_common::telemetry::task_trace(status.tasks[0].id);
+    let needle = format!("\"trace_id\":\"{trace}\"");
+    for service in [
+        "trace-dispatcher",
+        "trace-udf-worker",
+        "trace-broker",
+        "trace-query",
+        "trace-sinks",
+    ] {
+        let log = std::fs::read_to_string(procs.logs_dir.join(format!("{service}.log"))).unwrap();
+        assert!(
+            log.contains(&needle),
+            "{service} never logged trace {trace}"
+        );
+    }
+
     // The queue the dispatcher used: with SQS, not one message ever went
     // into the embedded queue's table; without, every one did.
     let pool = trace_common::db::connect(&state_url, 1).await.unwrap();
@@ -594,7 +611,8 @@ impl Children {
             }
         }
         let child = command
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,trace_common::telemetry=debug")
+            .env("TRACE_LOG_JSON", "true")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

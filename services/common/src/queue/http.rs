@@ -74,7 +74,12 @@ impl HttpQueue {
 
     async fn post_empty<B: Serialize>(&self, path: &str, body: &B) -> Result<(), QueueError> {
         let url = self.client.url(path);
-        let resp = self.client.http().post(&url).json(body).send().await;
+        let resp = self
+            .client
+            .request(reqwest::Method::POST, &url)
+            .json(body)
+            .send()
+            .await;
         let resp = resp.map_err(|e| QueueError::Backend(format!("request to `{url}`: {e}")))?;
         check(url, resp).await.map_err(|e| match e {
             ClientError::Status {
@@ -111,7 +116,12 @@ impl Queue for HttpQueue {
             visibility_ms: u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX),
         };
         let url = self.client.url(&format!("/v1/queues/{queue}/receive"));
-        let resp = self.client.http().post(&url).json(&body).send().await;
+        let resp = self
+            .client
+            .request(reqwest::Method::POST, &url)
+            .json(&body)
+            .send()
+            .await;
         decode(url, resp)
             .await
             .map_err(|e| QueueError::Backend(e.to_string()))
