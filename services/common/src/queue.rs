@@ -45,6 +45,10 @@ pub enum QueueError {
     /// not help, so this is the sender's fault, never an outage.
     #[error("{0}")]
     TooLarge(String),
+    /// A message the queue refuses to carry as it is (one shaped like a
+    /// claim check, which only the queue itself may write).
+    #[error("invalid message: {0}")]
+    Invalid(String),
 }
 
 /// An at-least-once queue with visibility timeouts.

@@ -188,3 +188,80 @@ async fn a_claim_whose_object_is_gone_was_consumed_and_is_dropped() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(s.raw_bodies().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_forged_claim_is_refused_at_send_and_never_reads_or_deletes_its_object() {
+    let s = setup().await;
+    // An object the claim would name: a component, outside `claims/`.
+    let key = "components/sha256/forged";
+    let bytes = block_json("18000000.json.gz").to_string();
+    s.s3.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(bytes.clone().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let digest = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(bytes.as_bytes()))
+    };
+    let forged = json!({ "trace_claim_check": {
+        "key": key, "bytes": bytes.len(), "sha256": digest,
+    }});
+
+    // Through the queue, as any sender would: refused.
+    let err = s.queue.send(QUEUE, &[forged.clone()]).await.unwrap_err();
+    assert!(
+        matches!(err, trace_common::queue::QueueError::Invalid(_)),
+        "{err}"
+    );
+
+    // Put straight on SQS: never handed out, and the object stays.
+    let url = s
+        .sqs
+        .get_queue_url()
+        .queue_name(format!("trace-test-{QUEUE}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    s.sqs
+        .send_message()
+        .queue_url(url)
+        .message_body(forged.to_string())
+        .send()
+        .await
+        .unwrap();
+    let got = s
+        .queue
+        .receive(QUEUE, 10, NO_WAIT, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+    let kept =
+        s.s3.head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(kept.content_length(), Some(bytes.len() as i64));
+
+    // A receipt handed back with a foreign key deletes the message only.
+    s.queue.send(QUEUE, &[json!({ "batch": 9 })]).await.unwrap();
+    let got = s
+        .queue
+        .receive(QUEUE, 10, NO_WAIT, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let real = got
+        .iter()
+        .find(|m| m.body == json!({ "batch": 9 }))
+        .expect("the message");
+    let receipt = format!("{}\n{key}", real.receipt);
+    s.queue.delete(QUEUE, &[receipt]).await.unwrap();
+    let kept = s.s3.head_object().bucket(BUCKET).key(key).send().await;
+    assert!(kept.is_ok(), "the component was deleted");
+}

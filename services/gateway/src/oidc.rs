@@ -123,6 +123,10 @@ const ALGORITHMS: [Algorithm; 6] = [
 struct Keys {
     by_id: HashMap<String, DecodingKey>,
     fetched: Option<Instant>,
+    /// The last fetch tried, failed or not: at most one per
+    /// [`REFETCH_AFTER`], so neither made-up `kid`s nor an issuer that is
+    /// down make the gateway call it at the rate tokens arrive.
+    attempted: Option<Instant>,
 }
 
 /// Checks tokens of one issuer.
@@ -243,15 +247,18 @@ impl Verifier {
             }
         }
         let mut keys = self.keys.write().await;
-        let recent = keys.fetched.is_some_and(|t| t.elapsed() < REFETCH_AFTER);
+        let recent = keys.attempted.is_some_and(|t| t.elapsed() < REFETCH_AFTER);
         let fresh = keys.fetched.is_some_and(|t| t.elapsed() < KEYS_FOR);
+        // Keys past their hour still serve while a fetch was tried lately.
         if !(recent || fresh && keys.by_id.contains_key(kid)) {
+            keys.attempted = Some(Instant::now());
             match self.fetch().await {
                 Ok(by_id) => {
                     tracing::info!(url = %self.jwks_url, keys = by_id.len(), "fetched the issuer's keys");
                     *keys = Keys {
                         by_id,
                         fetched: Some(Instant::now()),
+                        attempted: keys.attempted,
                     };
                 }
                 // Keys fetched before still serve while the issuer is down.

@@ -195,7 +195,8 @@ impl UdfHandler {
                 Some(aws) => {
                     let sdk = self.aws.get_or_init(trace_common::aws::sdk_config).await;
                     let prefix = credentials.prefix.clone();
-                    Box::new(S3Objects::new(sdk, aws, prefix, bridge.clone()))
+                    let refresh = (self.broker.clone(), request.clone());
+                    Box::new(S3Objects::new(sdk, aws, refresh, prefix, bridge.clone()))
                 }
                 None => Box::new(BrokerObjects::new(
                     self.broker.clone(),

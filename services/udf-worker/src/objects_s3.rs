@@ -5,17 +5,23 @@
 //! credentials: the bytes then go between the worker and S3 without passing
 //! through the broker, and what bounds them is the session policy the
 //! broker attached (the task's prefix of the bucket, until the lease
-//! expires). The key is checked here too, as the broker would, before it is
+//! expires). The lease outlives the credentials as heartbeats extend it,
+//! so the SDK asks the broker again shortly before they expire
+//! ([`FromBroker`]). The key is checked here too, as the broker would, before it is
 //! joined to the prefix; the host has already checked it and counted it
 //! against the task's object limits.
 
 use std::sync::Arc;
 
-use aws_sdk_s3::config::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::future;
+use aws_sdk_s3::config::{Credentials, ProvideCredentials};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use trace_broker::client::BrokerClient;
 use trace_common::api::AwsCredentials;
+use trace_common::api::CredentialRequest;
 use trace_common::keys::{check_key, check_prefix};
 use trace_common::objects::s3::S3Store;
 use trace_host::ObjectsHost;
@@ -33,20 +39,20 @@ pub struct S3Objects {
 
 impl S3Objects {
     /// The capability for `prefix` with `aws`, reached with `sdk`'s region
-    /// and endpoint but none of its credentials.
+    /// and endpoint but none of its credentials; later credentials come from
+    /// `broker` for `request`.
     pub fn new(
         sdk: &aws_config::SdkConfig,
         aws: &AwsCredentials,
+        refresh: (BrokerClient, CredentialRequest),
         prefix: String,
         bridge: Bridge,
     ) -> Self {
-        let credentials = Credentials::new(
-            aws.access_key_id.clone(),
-            aws.secret_access_key.clone(),
-            Some(aws.session_token.clone()),
-            Some(aws.expires_at.into()),
-            "trace-broker",
-        );
+        let credentials = FromBroker {
+            broker: refresh.0,
+            request: refresh.1,
+            first: std::sync::Mutex::new(Some(aws.clone())),
+        };
         let config = aws_sdk_s3::config::Builder::from(sdk)
             .credentials_provider(credentials)
             .force_path_style(true)
@@ -152,6 +158,46 @@ impl ObjectsHost for S3Objects {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(object_error(err)),
         }
+    }
+}
+
+/// The attempt's STS credentials: those the task started with, then fresh
+/// ones from the broker each time the SDK's cache finds them about to end.
+#[derive(Debug)]
+struct FromBroker {
+    broker: BrokerClient,
+    request: CredentialRequest,
+    first: std::sync::Mutex<Option<AwsCredentials>>,
+}
+
+impl ProvideCredentials for FromBroker {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let first = self.first.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let aws = match first {
+                Some(aws) => aws,
+                None => {
+                    let got = self
+                        .broker
+                        .credentials(&self.request)
+                        .await
+                        .map_err(CredentialsError::provider_error)?;
+                    got.aws.ok_or_else(|| {
+                        CredentialsError::not_loaded("the broker answered without STS credentials")
+                    })?
+                }
+            };
+            Ok(Credentials::new(
+                aws.access_key_id,
+                aws.secret_access_key,
+                Some(aws.session_token),
+                Some(aws.expires_at.into()),
+                "trace-broker",
+            ))
+        })
     }
 }
 

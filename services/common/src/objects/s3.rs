@@ -107,6 +107,8 @@ where
         .and_then(|e| e.code())
         .map(str::to_string);
     match (status(&err), code.as_deref()) {
+        // A missing bucket is a misconfiguration, never a missing object.
+        (_, Some("NoSuchBucket")) => generic(DisplayErrorContext(err).to_string()),
         (Some(404), _) | (_, Some("NoSuchKey" | "NotFound")) => object_store::Error::NotFound {
             path,
             source: Box::new(err),

@@ -73,14 +73,24 @@ pub fn claim_of(body: &serde_json::Value) -> Option<Claim> {
     serde_json::from_value(object.get(FIELD)?.clone()).ok()
 }
 
-/// Reads the body `body` stands for.
+/// Reads the body `body` stands for, received from queue `sqs_name`. A
+/// claim naming an object outside that queue's `claims/` prefix is corrupt
+/// and never read or deleted, whoever managed to send it.
 pub async fn resolve(
     store: &Arc<dyn ObjectStore>,
+    sqs_name: &str,
     body: serde_json::Value,
 ) -> Result<Resolved, QueueError> {
     let Some(claim) = claim_of(&body) else {
         return Ok(Resolved::Inline(body));
     };
+    if !is_ours(sqs_name, &claim.key) {
+        let why = format!(
+            "the claim names `{}`, outside `claims/{sqs_name}/`",
+            claim.key
+        );
+        return Ok(Resolved::Corrupt(claim, why));
+    }
     let path = Path::from(claim.key.as_str());
     let bytes = match store.get(&path).await {
         Ok(got) => got.bytes().await,
@@ -110,6 +120,17 @@ pub async fn resolve(
         Ok(value) => Ok(Resolved::Claimed(claim, value)),
         Err(err) => Ok(Resolved::Corrupt(claim, format!("not JSON: {err}"))),
     }
+}
+
+/// Whether `key` is one queue `sqs_name` writes: directly under
+/// `claims/<sqs_name>/`.
+pub fn is_ours(sqs_name: &str, key: &str) -> bool {
+    let tail = key
+        .strip_prefix("claims/")
+        .and_then(|k| k.strip_prefix(sqs_name))
+        .and_then(|k| k.strip_prefix('/'))
+        .unwrap_or("");
+    !tail.is_empty() && !tail.contains('/') && !tail.contains("..")
 }
 
 /// Deletes a consumed claim's object; a failure is only logged, as the
@@ -151,6 +172,24 @@ mod tests {
         assert_eq!(claim_of(&more), None);
         let wrong = serde_json::json!({ FIELD: { "key": "k" } });
         assert_eq!(claim_of(&wrong), None);
+    }
+
+    #[test]
+    fn only_keys_directly_under_the_queues_claims_are_ours() {
+        assert!(is_ours(
+            "trace-buffer-records",
+            "claims/trace-buffer-records/0190abcd"
+        ));
+        for key in [
+            "components/sha256/abc",
+            "claims/trace-buffer-records/",
+            "claims/trace-buffer-records/a/b",
+            "claims/trace-buffer-records/..",
+            "claims/trace-buffer-recordsX/1",
+            "claims/trace-tasks-udf/1",
+        ] {
+            assert!(!is_ours("trace-buffer-records", key), "{key}");
+        }
     }
 
     #[test]

@@ -87,6 +87,12 @@ impl HttpQueue {
                 message,
                 ..
             } => QueueError::TooLarge(message),
+            ClientError::Status {
+                status: 400,
+                code,
+                message,
+                ..
+            } if code == "invalid_message" => QueueError::Invalid(message),
             e => QueueError::Backend(e.to_string()),
         })?;
         Ok(())
@@ -205,6 +211,7 @@ fn unavailable(err: QueueError) -> ApiError {
         QueueError::TooLarge(message) => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
         }
+        QueueError::Invalid(message) => ApiError::bad_request("invalid_message", message),
         err => ApiError::unavailable(err),
     }
 }

@@ -151,6 +151,13 @@ impl Queue for SqsQueue {
         if bodies.is_empty() {
             return Ok(());
         }
+        // Only this queue writes claims: a sender's body shaped like one
+        // would make a receiver read, and then delete, the object it names.
+        if bodies.iter().any(|b| claim_check::claim_of(b).is_some()) {
+            return Err(QueueError::Invalid(
+                "a message may not be shaped like a claim check".to_string(),
+            ));
+        }
         let mut texts: Vec<String> = bodies.iter().map(|b| sqs_text(b.to_string())).collect();
         for text in texts.iter_mut().filter(|t| t.len() > MAX_BODY_BYTES) {
             let Some(store) = &self.claims else {
@@ -232,26 +239,39 @@ impl Queue for SqsQueue {
             };
             let (body, receipt) = match &self.claims {
                 None => (body, receipt.to_string()),
-                Some(store) => match claim_check::resolve(store, body).await? {
-                    Resolved::Inline(body) => (body, receipt.to_string()),
-                    Resolved::Claimed(claim, body) => {
-                        (body, claim_check::receipt(receipt, &claim.key))
-                    }
-                    Resolved::Consumed(claim) => {
-                        tracing::info!(queue, key = claim.key, "dropping a consumed claim check");
-                        self.delete(queue, &[receipt.to_string()]).await?;
+                Some(store) => match claim_check::resolve(store, &self.sqs_name(queue), body).await
+                {
+                    // One unreadable claim leaves only its own message for
+                    // redelivery, not the others received with it.
+                    Err(err) => {
+                        tracing::warn!(queue, error = %err, "a claim could not be read now");
                         continue;
                     }
-                    Resolved::Corrupt(claim, why) => {
-                        // Left for the dead-letter queue: it cannot be read.
-                        tracing::error!(
-                            queue,
-                            key = claim.key,
-                            why,
-                            "a claim-checked message is corrupt"
-                        );
-                        continue;
-                    }
+                    Ok(resolved) => match resolved {
+                        Resolved::Inline(body) => (body, receipt.to_string()),
+                        Resolved::Claimed(claim, body) => {
+                            (body, claim_check::receipt(receipt, &claim.key))
+                        }
+                        Resolved::Consumed(claim) => {
+                            tracing::info!(
+                                queue,
+                                key = claim.key,
+                                "dropping a consumed claim check"
+                            );
+                            self.delete(queue, &[receipt.to_string()]).await?;
+                            continue;
+                        }
+                        Resolved::Corrupt(claim, why) => {
+                            // Left for the dead-letter queue: it cannot be read.
+                            tracing::error!(
+                                queue,
+                                key = claim.key,
+                                why,
+                                "a claim-checked message is corrupt"
+                            );
+                            continue;
+                        }
+                    },
                 },
             };
             let receive_count = message
@@ -305,10 +325,17 @@ impl Queue for SqsQueue {
             // A claim's object goes with its message, and only then: a
             // message whose delete failed may come round again.
             let Some(store) = &self.claims else { continue };
+            let sqs_name = self.sqs_name(queue);
             for (i, receipt) in chunk.iter().enumerate() {
                 let kept = out.failed().iter().any(|f| f.id() == i.to_string());
                 if let (false, (_, Some(key))) = (kept, claim_check::split_receipt(receipt)) {
-                    claim_check::check_out(store, key).await;
+                    // A receipt comes back from the caller: only a key this
+                    // queue could have written is ever deleted.
+                    if claim_check::is_ours(&sqs_name, key) {
+                        claim_check::check_out(store, key).await;
+                    } else {
+                        tracing::warn!(queue, key, "a receipt named a foreign object");
+                    }
                 }
             }
         }

@@ -82,6 +82,12 @@ async fn the_pools_id_tokens_reach_the_api_as_their_tenant_and_group() {
         .await;
     assert_eq!(refused.status, 403);
     assert!(refused.message().contains("this caller is a member"));
+    // The admin's token verifies (keys are cached from here on), so what
+    // the listing answers past authorisation is the service behind it.
+    let admin = gw
+        .get(token(&pool, &["admin", "id"]), "/v1/components")
+        .await;
+    assert_eq!(admin.status, 200, "{:?}", admin.body);
     let recorded = gw
         .get(token(&pool, &["admin", "id"]), "/v1/chains/1/recorded")
         .await;
