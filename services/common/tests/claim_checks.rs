@@ -211,7 +211,11 @@ async fn a_forged_claim_is_refused_at_send_and_never_reads_or_deletes_its_object
     }});
 
     // Through the queue, as any sender would: refused.
-    let err = s.queue.send(QUEUE, &[forged.clone()]).await.unwrap_err();
+    let err = s
+        .queue
+        .send(QUEUE, std::slice::from_ref(&forged))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, trace_common::queue::QueueError::Invalid(_)),
         "{err}"
