@@ -15,9 +15,33 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `router` on `listener` until the process ends or `shutdown`
-/// resolves, with `GET /metrics` added and every request counted
-/// ([`crate::metrics`]).
+/// resolves, with `GET /metrics` added, every request counted
+/// ([`crate::metrics`]) and served under the caller's trace
+/// ([`crate::telemetry::trace_request`]).
 pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let traced = router.layer(axum::middleware::from_fn(crate::telemetry::trace_request));
+    serve_traced(listener, traced, shutdown).await
+}
+
+/// Like [`serve`], for a service facing the public: an inbound
+/// `traceparent` is not trusted (a caller could otherwise log under another
+/// task's trace), every request gets a new trace.
+pub async fn serve_public(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let traced = router.layer(axum::middleware::from_fn(
+        crate::telemetry::trace_new_request,
+    ));
+    serve_traced(listener, traced, shutdown).await
+}
+
+async fn serve_traced(
     listener: TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -25,8 +49,7 @@ pub async fn serve(
     crate::metrics::handle();
     let router = router
         .route("/metrics", axum::routing::get(crate::metrics::render))
-        .layer(axum::middleware::from_fn(crate::metrics::track))
-        .layer(axum::middleware::from_fn(crate::telemetry::trace_request));
+        .layer(axum::middleware::from_fn(crate::metrics::track));
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -2,11 +2,11 @@
 //!
 //! Every container under `services/` depends on this crate for the types that
 //! cross service boundaries ([`api`]), the HTTP error shape ([`error`]), the
-//! queue abstraction with its embedded Postgres backend ([`queue`]), platform
-//! object storage ([`objects`]), Postgres helpers ([`db`]), logs
-//! ([`telemetry`]), Prometheus metrics ([`metrics`]), the dispatcher's client ([`dispatcher_client`]) and the
-//! worker loop both worker kinds share ([`worker`]). It holds no service
-//! logic of its own.
+//! queue abstraction with its Postgres and SQS backends ([`queue`]), platform
+//! object storage, local or on S3 ([`objects`]), Postgres helpers ([`db`]),
+//! logs and trace ids ([`telemetry`]), Prometheus metrics ([`metrics`]), the
+//! dispatcher's client ([`dispatcher_client`]) and the worker loop both
+//! worker kinds share ([`worker`]). It holds no service logic of its own.
 
 pub mod api;
 pub mod aws;

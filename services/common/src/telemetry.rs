@@ -40,8 +40,18 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(trace_of)
-        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>() | 1));
+        .and_then(trace_of);
+    serve_traced(id, request, next).await
+}
+
+/// Middleware for a public service: like [`trace_request`], but always
+/// under a new trace.
+pub async fn trace_new_request(request: Request, next: Next) -> Response {
+    serve_traced(None, request, next).await
+}
+
+async fn serve_traced(id: Option<String>, request: Request, next: Next) -> Response {
+    let id = id.unwrap_or_else(|| format!("{:032x}", rand::random::<u128>() | 1));
     let span = tracing::info_span!("request", trace_id = %id, method = %request.method(),
         path = %request.uri().path());
     let started = Instant::now();

@@ -144,7 +144,7 @@ pub async fn serve(
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "gateway listening");
     let stop = async move { shutdown.cancelled().await };
-    trace_common::http::serve(listener, router(state), stop)
+    trace_common::http::serve_public(listener, router(state), stop)
         .await
         .map_err(Error::Serve)
 }

@@ -254,7 +254,8 @@ impl Verifier {
             keys.attempted = Some(Instant::now());
             match self.fetch().await {
                 Ok(by_id) => {
-                    tracing::info!(url = %self.jwks_url, keys = by_id.len(), "fetched the issuer's keys");
+                    let count = by_id.len();
+                    tracing::info!(url = %self.jwks_url, keys = count, "fetched the issuer's keys");
                     *keys = Keys {
                         by_id,
                         fetched: Some(Instant::now()),

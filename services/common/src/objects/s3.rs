@@ -266,6 +266,11 @@ impl ObjectStore for S3Store {
             .bucket(&*self.bucket)
             .key(location.as_ref());
         if let Some(range) = &options.range {
+            if let GetRange::Bounded(r) = range
+                && r.start >= r.end
+            {
+                return Err(generic(format!("an empty or inverted range {r:?}")));
+            }
             get = get.range(range_header(range));
         }
         if let Some(etag) = &options.if_match {
@@ -287,6 +292,13 @@ impl ObjectStore for S3Store {
         let length = out.content_length().unwrap_or(0).max(0) as u64;
         let (range, size) = match out.content_range().and_then(parse_content_range) {
             Some(found) => found,
+            // S3 answers a range past the end with 416, and one it ignores
+            // with the whole object: never hand that out as the range.
+            None if options.range.is_some() => {
+                return Err(generic(format!(
+                    "`{location}` was asked for a range and answered without one"
+                )));
+            }
             None => (0..length, length),
         };
         let meta = ObjectMeta {
@@ -524,6 +536,16 @@ impl MultipartUpload for S3Upload {
         }
         let mut parts = std::mem::take(&mut *self.parts.lock().expect("parts lock"));
         parts.sort_by_key(|p| p.part_number());
+        // A part whose upload failed or was dropped would leave a hole.
+        let numbers: Vec<i32> = parts.iter().filter_map(|p| p.part_number()).collect();
+        if numbers != (1..self.next_part).collect::<Vec<_>>() {
+            return Err(generic(format!(
+                "`{}`: {} of {} parts were uploaded",
+                self.location,
+                numbers.len(),
+                self.next_part - 1
+            )));
+        }
         let out = self
             .store
             .client
