@@ -269,3 +269,21 @@ async fn a_forged_claim_is_refused_at_send_and_never_reads_or_deletes_its_object
     let kept = s.s3.head_object().bucket(BUCKET).key(key).send().await;
     assert!(kept.is_ok(), "the component was deleted");
 }
+
+#[tokio::test]
+async fn a_queue_without_claim_checks_leaves_a_claim_on_the_queue() {
+    let s = setup().await;
+    let big = json!({ "block": block_json("18000000.json.gz") });
+    s.queue.send(QUEUE, &[big]).await.unwrap();
+    let sdk = moto::sdk_config(&s._moto).await;
+    let plain = SqsQueue::new(&sdk, "trace-test-");
+
+    let got = plain
+        .receive(QUEUE, 10, NO_WAIT, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(s.raw_bodies().await.len(), 1);
+    assert_eq!(s.claim_keys().await.len(), 1);
+}
