@@ -56,7 +56,7 @@ async fn the_same_job_runs_on_every_aws_backend() {
     );
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let aws = Aws {
-        cognito: cognito_pool(&moto).await,
+        cognito: trace_common::aws::testing::cognito_pool(&moto, TENANT).await,
         moto: &moto,
     };
     let run = run_end_to_end(Some(&aws)).await;
@@ -123,24 +123,6 @@ const TENANT: &str = "e2e";
 struct Aws<'a> {
     moto: &'a trace_common::aws::testing::Moto,
     cognito: serde_json::Value,
-}
-
-/// A user pool whose users belong to [`TENANT`], by the gateway's fixture.
-async fn cognito_pool(moto: &trace_common::aws::testing::Moto) -> serde_json::Value {
-    let script = trace_tests::repo_root().join("services/gateway/tests/fixtures/cognito.py");
-    let out = tokio::process::Command::new(trace_common::aws::testing::python())
-        .arg(script)
-        .arg(&moto.url)
-        .arg(TENANT)
-        .output()
-        .await
-        .expect("the emulator's python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// What a run leaves for the caller to check.

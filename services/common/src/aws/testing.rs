@@ -89,3 +89,23 @@ pub async fn sdk_config(moto: &Moto) -> aws_config::SdkConfig {
 pub fn python() -> std::path::PathBuf {
     server_path().with_file_name("python")
 }
+
+/// A Cognito user pool on `moto` whose users belong to `tenant`, made by
+/// `cognito.py` beside this file: the pool, its client and issuer, a
+/// member's and an admin's tokens, and tokens the pool would not issue.
+pub async fn cognito_pool(moto: &Moto, tenant: &str) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/aws/cognito.py");
+    let out = tokio::process::Command::new(python())
+        .arg(script)
+        .arg(&moto.url)
+        .arg(tenant)
+        .output()
+        .await
+        .expect("the emulator's python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("cognito.py answers JSON")
+}

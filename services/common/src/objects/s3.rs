@@ -30,6 +30,30 @@ use object_store::{
 
 const STORE: &str = "S3";
 
+/// `builder` (a GetObject or HeadObject request, which share these setters
+/// but no trait) with the preconditions and version of `options`.
+macro_rules! with_conditions {
+    ($builder:expr, $options:expr) => {{
+        let (mut b, o) = ($builder, &$options);
+        if let Some(etag) = &o.if_match {
+            b = b.if_match(etag);
+        }
+        if let Some(etag) = &o.if_none_match {
+            b = b.if_none_match(etag);
+        }
+        if let Some(t) = o.if_modified_since {
+            b = b.if_modified_since(to_aws(t));
+        }
+        if let Some(t) = o.if_unmodified_since {
+            b = b.if_unmodified_since(to_aws(t));
+        }
+        if let Some(version) = &o.version {
+            b = b.version_id(version);
+        }
+        b
+    }};
+}
+
 /// A bucket as an object store.
 #[derive(Clone)]
 pub struct S3Store {
@@ -273,21 +297,7 @@ impl ObjectStore for S3Store {
             }
             get = get.range(range_header(range));
         }
-        if let Some(etag) = &options.if_match {
-            get = get.if_match(etag);
-        }
-        if let Some(etag) = &options.if_none_match {
-            get = get.if_none_match(etag);
-        }
-        if let Some(t) = options.if_modified_since {
-            get = get.if_modified_since(to_aws(t));
-        }
-        if let Some(t) = options.if_unmodified_since {
-            get = get.if_unmodified_since(to_aws(t));
-        }
-        if let Some(version) = &options.version {
-            get = get.version_id(version);
-        }
+        let get = with_conditions!(get, options);
         let out = get.send().await.map_err(|e| error(location, e))?;
         let length = out.content_length().unwrap_or(0).max(0) as u64;
         let (range, size) = match out.content_range().and_then(parse_content_range) {
@@ -435,26 +445,12 @@ const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
 
 impl S3Store {
     async fn head_opts(&self, location: &Path, options: &GetOptions) -> Result<GetResult> {
-        let mut head = self
+        let head = self
             .client
             .head_object()
             .bucket(&*self.bucket)
             .key(location.as_ref());
-        if let Some(etag) = &options.if_match {
-            head = head.if_match(etag);
-        }
-        if let Some(etag) = &options.if_none_match {
-            head = head.if_none_match(etag);
-        }
-        if let Some(t) = options.if_modified_since {
-            head = head.if_modified_since(to_aws(t));
-        }
-        if let Some(t) = options.if_unmodified_since {
-            head = head.if_unmodified_since(to_aws(t));
-        }
-        if let Some(version) = &options.version {
-            head = head.version_id(version);
-        }
+        let head = with_conditions!(head, options);
         let out = head.send().await.map_err(|e| error(location, e))?;
         let size = out.content_length().unwrap_or(0).max(0) as u64;
         let meta = ObjectMeta {

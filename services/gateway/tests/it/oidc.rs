@@ -9,21 +9,9 @@ use trace_common::aws::testing as moto;
 
 use super::support::{Gateway, component};
 
-/// The user pool and its tokens, from tests/fixtures/cognito.py.
+/// The user pool and its tokens, for tenant `acme`.
 async fn pool(moto: &moto::Moto) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cognito.py");
-    let out = tokio::process::Command::new(moto::python())
-        .arg(script)
-        .arg(&moto.url)
-        .output()
-        .await
-        .expect("the emulator's python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    moto::cognito_pool(moto, "acme").await
 }
 
 /// A gateway trusting the pool, with tenant `acme` known to it.
