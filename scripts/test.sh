@@ -33,8 +33,13 @@ deploy/lint.sh
 step "Example UDFs (wasm32-wasip2)"
 (cd examples/udfs && cargo build --release --target wasm32-wasip2)
 
-step "Service binaries (the process end-to-end test runs them)"
-cargo build --workspace --bins
+# The process end-to-end tests run the service binaries. `cargo test` builds
+# them (each service has integration tests) with the features the tests
+# unify, so this is the build the test step reuses; a separate
+# `cargo build --bins` would resolve features without the dev-dependencies
+# and build wasmtime and every crate above it a second time.
+step "Service binaries and tests"
+cargo test --workspace --no-run
 
 step "Tests"
 if cargo nextest --version >/dev/null 2>&1; then

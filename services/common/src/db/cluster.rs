@@ -141,6 +141,59 @@ impl Cluster {
         Ok(())
     }
 
+    /// The names of the cluster's databases.
+    pub fn databases(&self) -> Result<Vec<String>, ClusterError> {
+        let out = self
+            .psql()
+            .args(["-c", "select datname from pg_database"])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect()),
+            Ok(o) => Err(ClusterError::Command {
+                command: "psql".into(),
+                detail: String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+            }),
+            Err(e) => Err(ClusterError::Command {
+                command: "psql".into(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// Drops each of `databases` that exists, disconnecting its sessions.
+    /// Each is its own statement: `drop database` refuses a transaction.
+    pub fn drop_databases(&self, databases: &[String]) -> Result<(), ClusterError> {
+        for chunk in databases.chunks(64) {
+            let mut cmd = self.psql();
+            for database in chunk {
+                let quoted = database.replace('"', "\"\"");
+                cmd.arg("-c")
+                    .arg(format!("drop database if exists \"{quoted}\" with (force)"));
+            }
+            run(&mut cmd)?;
+        }
+        Ok(())
+    }
+
+    /// `psql` on the `postgres` database, unaligned tuples only, ready for
+    /// `-c` arguments.
+    fn psql(&self) -> Command {
+        let mut cmd = pg_command(&self.bin, "psql");
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qtA"]);
+        cmd
+    }
+
     /// Stops the server (fast shutdown).
     pub fn stop(&self) -> Result<(), ClusterError> {
         run(pg_command(&self.bin, "pg_ctl")

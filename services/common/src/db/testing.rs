@@ -6,6 +6,11 @@
 //! 7532). It is started by the first test that needs it, under a file lock so
 //! that parallel test processes agree, and left running for the next ones;
 //! `scripts/test.sh` stops it at the end.
+//!
+//! Each database is about 8 MB, and a run makes hundreds; they are named for
+//! the test process that made them, and each process's first use drops those
+//! of processes that have exited, so the cluster holds only the databases of
+//! tests still running.
 
 use std::sync::OnceLock;
 
@@ -33,9 +38,41 @@ fn shared() -> &'static Shared {
         lock.lock().expect("lock the test cluster directory");
         let cluster = Cluster::start(&dir, port)
             .unwrap_or_else(|e| panic!("cannot start the test Postgres cluster: {e}"));
+        drop_abandoned(&cluster);
         drop(lock);
         Shared { cluster }
     })
+}
+
+/// Drops the databases of test processes that are no longer running. A
+/// failure only leaves them for a later process to drop.
+fn drop_abandoned(cluster: &Cluster) {
+    // Liveness is read from /proc; without it nothing is known to be dead.
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(databases) = cluster.databases() else {
+        return;
+    };
+    let abandoned: Vec<String> = databases
+        .into_iter()
+        .filter(|name| owner(name).is_some_and(|pid| !is_alive(pid)))
+        .collect();
+    if let Err(e) = cluster.drop_databases(&abandoned) {
+        eprintln!("could not drop the databases of finished tests: {e}");
+    }
+}
+
+/// The process that made a test database, from its `<kind>_p<pid>_<id>` name.
+fn owner(database: &str) -> Option<u32> {
+    let rest = database
+        .strip_prefix("state_p")
+        .or_else(|| database.strip_prefix("data_p"))?;
+    rest.split_once('_')?.0.parse().ok()
+}
+
+fn is_alive(pid: u32) -> bool {
+    pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// A new, empty, migrated pair of state and data databases on the shared
@@ -43,8 +80,9 @@ fn shared() -> &'static Shared {
 pub async fn fresh_databases() -> (String, String) {
     let shared = shared();
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let state = format!("state_{id}");
-    let data = format!("data_{id}");
+    let pid = std::process::id();
+    let state = format!("state_p{pid}_{id}");
+    let data = format!("data_p{pid}_{id}");
     shared
         .cluster
         .create_database(&state)
@@ -69,4 +107,19 @@ pub async fn fresh_pools() -> (PgPool, PgPool) {
     let state = super::connect(&s, 5).await.expect("connect state");
     let data = super::connect(&d, 5).await.expect("connect data");
     (state, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner;
+
+    #[test]
+    fn owner_reads_the_pid_from_a_test_database_name() {
+        assert_eq!(owner("state_p4242_0a1b"), Some(4242));
+        assert_eq!(owner("data_p7_ff"), Some(7));
+        assert_eq!(owner("state_0a1b2c"), None);
+        assert_eq!(owner("trace_state"), None);
+        assert_eq!(owner("postgres"), None);
+        assert_eq!(owner("data_px_1"), None);
+    }
 }
