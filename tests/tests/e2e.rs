@@ -4,6 +4,7 @@
 
 mod e2e {
     pub mod client;
+    pub mod collector;
     pub mod mainnet_job;
     pub mod processes;
 }

@@ -6,10 +6,24 @@ use clap::Parser as _;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = trace_cli::Cli::parse();
-    if matches!(cli.command, trace_cli::Command::Dev(_)) {
-        trace_common::telemetry::init(false);
+    // Only `trace dev` logs (its services run in this process); with an OTLP
+    // endpoint set, their spans are exported under the name `trace-dev`.
+    let telemetry = if matches!(cli.command, trace_cli::Command::Dev(_)) {
+        match trace_common::telemetry::init("trace-dev", false) {
+            Ok(telemetry) => Some(telemetry),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let result = trace_cli::run(cli).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
     }
-    match trace_cli::run(cli).await {
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let mut text = format!("error: {e}");

@@ -1,47 +1,137 @@
-//! Logs and traces: installing the subscriber (only binaries call [`init`]),
-//! and the trace id that follows one task across services.
+//! Logs and traces: installing the subscriber (only binaries call [`init`]
+//! or [`service_main`]), and the trace that follows one task across services.
 //!
-//! A trace id is carried between services in a W3C `traceparent` header:
-//! every server opens a `request` span with the caller's trace id (or a new
-//! one), and every [`crate::http::ServiceClient`] request made under
-//! [`with_trace`] sends it on. Workers run each task under the task's own
-//! trace id ([`task_trace`]), and so do the sinks for its batches, so the
-//! JSON logs of the dispatcher, the worker, the query service, the broker
-//! and the sinks carry the same `trace_id` for one task. Spans are not
-//! exported anywhere: a collector (OpenTelemetry) is not wired in.
+//! A trace is carried between services in a W3C `traceparent` header: every
+//! server opens a `request` span under the caller's trace (or a new one),
+//! and every [`crate::http::ServiceClient`] request made under [`with_trace`]
+//! sends it on. Workers run each task in a root span whose trace id is the
+//! task's own UUID ([`task_trace`], [`root_span`]), and so do the sinks for
+//! its batches, so the JSON logs of the dispatcher, the worker, the query
+//! service, the broker and the sinks carry the same `trace_id` for one task.
+//! With an OTLP endpoint configured ([`otlp`]), the same spans are exported
+//! under the same trace id, each request span a child of the caller's span.
 
+mod otlp;
+
+use std::future::Future;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+pub use otlp::ExportError;
+
+/// What [`init`] installed; [`Telemetry::shutdown`] sends the spans still
+/// buffered before the process exits.
+#[derive(Debug)]
+#[must_use = "dropping it without `shutdown` loses the last spans"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans are exported.
+    pub fn exports(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Flushes and stops the exporter (within the SDK's export timeout).
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+            if let Ok(Err(err)) = flushed {
+                eprintln!("trace export did not shut down cleanly: {err}");
+            }
+        }
+    }
+}
 
 /// Installs the global subscriber: an env filter from `RUST_LOG` (default
-/// `info`), JSON lines when `json` is set, human-readable lines otherwise.
-/// Calling it twice is harmless (the second call does nothing).
-pub fn init(json: bool) {
+/// `info`), JSON lines when `json` is set, human-readable lines otherwise,
+/// and span export as `service` when the environment configures an OTLP
+/// endpoint ([`otlp`]). Call it inside the tokio runtime. A second call
+/// installs nothing and exports nothing.
+pub fn init(service: &str, json: bool) -> Result<Telemetry, ExportError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.compact().try_init()
+    // Two layers, one of them absent: each is typed for its place in the stack.
+    let compact = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .compact()
+    });
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .json()
+    });
+    let (provider, tracer) = match otlp::tracer(service)? {
+        Some((provider, tracer)) => (Some(provider), Some(tracer)),
+        None => (None, None),
     };
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(compact)
+        .with(tracer.map(|t| tracing_opentelemetry::layer().with_tracer(t)))
+        .try_init()
+        .is_ok();
+    Ok(Telemetry {
+        provider: provider.filter(|_| installed),
+    })
+}
+
+/// The whole `main` of a service binary: installs telemetry, runs `run`,
+/// flushes the exporter, and turns an error into a message on stderr and
+/// exit status 1.
+pub async fn service_main<F>(service: &str, json: bool, run: F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let telemetry = match init(service, json) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("{service}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run.await;
+    telemetry.shutdown().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{service}: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Makes `span`, created with `parent: None`, the root of trace `id` (32
+/// hex digits, as [`task_trace`] gives), so that what is exported under it
+/// carries the id its log lines do. Without export it changes nothing.
+pub fn root_span(span: &tracing::Span, id: &str) {
+    if let Ok(id) = u128::from_str_radix(id, 16) {
+        otlp::start_root(span, id);
+    }
 }
 
 /// Middleware: serves the request in a `request` span under the caller's
 /// trace (from `traceparent`) or a new one, and logs it at debug level.
 pub async fn trace_request(request: Request, next: Next) -> Response {
-    let id = request
+    let parent = request
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(trace_of);
-    serve_traced(id, request, next).await
+        .and_then(parent_of);
+    serve_traced(parent, request, next).await
 }
 
 /// Middleware for a public service: like [`trace_request`], but always
@@ -50,10 +140,19 @@ pub async fn trace_new_request(request: Request, next: Next) -> Response {
     serve_traced(None, request, next).await
 }
 
-async fn serve_traced(id: Option<String>, request: Request, next: Next) -> Response {
-    let id = id.unwrap_or_else(|| format!("{:032x}", rand::random::<u128>() | 1));
-    let span = tracing::info_span!("request", trace_id = %id, method = %request.method(),
-        path = %request.uri().path());
+async fn serve_traced(parent: Option<Parent>, request: Request, next: Next) -> Response {
+    let id = match &parent {
+        Some(parent) => parent.trace.clone(),
+        None => format!("{:032x}", rand::random::<u128>() | 1),
+    };
+    let span = tracing::info_span!(parent: None, "request", trace_id = %id,
+        method = %request.method(), path = %request.uri().path());
+    match parent {
+        Some(parent) => {
+            let _ = span.set_parent(parent.context());
+        }
+        None => root_span(&span, &id),
+    }
     let started = Instant::now();
     let response = with_trace(id, next.run(request))
         .instrument(span.clone())
@@ -92,24 +191,68 @@ pub fn task_trace(task: uuid::Uuid) -> String {
     task.simple().to_string()
 }
 
-/// A W3C `traceparent` header value for trace `id`, with a new span id.
+/// The `traceparent` header value a request sent now carries: the current
+/// span when it is an exported one, else trace `id` with a new span id.
 pub fn traceparent(id: &str) -> String {
+    let current = tracing::Span::current().context();
+    let current = current.span();
+    let current = current.span_context();
+    if current.is_valid() && format!("{:032x}", current.trace_id()) == id {
+        return format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            current.trace_id(),
+            current.span_id(),
+            current.trace_flags().to_u8()
+        );
+    }
     let span: u64 = rand::random::<u64>() | 1;
     format!("00-{id}-{span:016x}-01")
 }
 
 /// The trace id of a `traceparent` header value, if it is a valid one.
 pub fn trace_of(header: &str) -> Option<String> {
+    parent_of(header).map(|parent| parent.trace)
+}
+
+/// The caller's span, as a `traceparent` header names it.
+struct Parent {
+    trace: String,
+    span: u64,
+    flags: u8,
+}
+
+impl Parent {
+    /// An OpenTelemetry context whose (remote) span is the caller's.
+    fn context(&self) -> opentelemetry::Context {
+        let trace = u128::from_str_radix(&self.trace, 16).unwrap_or(1);
+        let remote = SpanContext::new(
+            TraceId::from(trace),
+            SpanId::from(self.span),
+            TraceFlags::new(self.flags),
+            true,
+            Default::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(remote)
+    }
+}
+
+fn parent_of(header: &str) -> Option<Parent> {
     let mut parts = header.trim().split('-');
     let (version, trace, span, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     let valid = hex(version, 2)
+        && version != "ff"
         && hex(trace, 32)
         && hex(span, 16)
         && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0');
-    valid.then(|| trace.to_ascii_lowercase())
+        && trace.bytes().any(|b| b != b'0')
+        && span.bytes().any(|b| b != b'0');
+    valid.then(|| Parent {
+        trace: trace.to_ascii_lowercase(),
+        span: u64::from_str_radix(span, 16).unwrap_or(1),
+        flags: u8::from_str_radix(flags, 16).unwrap_or(1),
+    })
 }
 
 #[cfg(test)]
@@ -128,6 +271,13 @@ mod tests {
             None
         );
         assert_eq!(trace_of("00-xyz-0000000000000001-01"), None);
+        assert_eq!(
+            trace_of("00-0123456789abcdef0123456789abcdef-0000000000000000-01"),
+            None
+        );
+        let parent = parent_of("00-0123456789ABCDEF0123456789abcdef-00f067aa0ba902b7-00").unwrap();
+        assert_eq!(parent.trace, "0123456789abcdef0123456789abcdef");
+        assert_eq!((parent.span, parent.flags), (0x00f0_67aa_0ba9_02b7, 0));
         assert_eq!(trace_of(""), None);
     }
 }

@@ -248,7 +248,9 @@ impl Worker {
             }
         };
         let trace = crate::telemetry::task_trace(task.task_id);
-        let span = tracing::info_span!("task", trace_id = %trace, task = %task.task_id);
+        let span = tracing::info_span!(parent: None, "task", trace_id = %trace,
+            task = %task.task_id);
+        crate::telemetry::root_span(&span, &trace);
         crate::telemetry::with_trace(trace, async {
             if let Some(lease) = self.claim(task.task_id).await {
                 self.run(lease).await;

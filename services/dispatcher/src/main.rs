@@ -23,14 +23,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    trace_common::telemetry::init(cli.log_json);
-    match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("trace-dispatcher: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    trace_common::telemetry::service_main("trace-dispatcher", cli.log_json, run(cli)).await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -127,22 +127,43 @@ pub async fn reconcile_once(state: &AppState, waited: Duration) -> Result<u64, s
     Ok(woken)
 }
 
-/// Sets the queue gauges from the state database, the truth whichever
-/// backend carries the wake-ups: how many tasks of each kind are queued,
-/// and how long the oldest has waited.
-pub async fn sample_queues(state: &AppState) -> Result<(), sqlx::Error> {
+/// How many tasks of a kind are queued, and how long the oldest of them
+/// has been queued (seconds; 0 when none is).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDepth {
+    pub kind: String,
+    pub queued: i64,
+    pub oldest_seconds: f64,
+}
+
+/// The queued tasks of each kind that has any, from the state database:
+/// the truth whichever backend carries the wake-ups.
+pub async fn queue_depths(state: &AppState) -> Result<Vec<QueueDepth>, sqlx::Error> {
     let rows: Vec<(String, i64, f64)> = sqlx::query_as(
         "select j.kind, count(*), \
-         coalesce(extract(epoch from now() - min(t.updated_at)), 0)::float8 \
+         coalesce(extract(epoch from now() - min(t.queued_at)), 0)::float8 \
          from tasks t join jobs j on j.id = t.job_id where t.state = 'queued' group by j.kind",
     )
     .fetch_all(&state.pool)
     .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, queued, oldest_seconds)| QueueDepth {
+            kind,
+            queued,
+            oldest_seconds,
+        })
+        .collect())
+}
+
+/// Sets the queue gauges ([`queue_depths`]) for both kinds.
+pub async fn sample_queues(state: &AppState) -> Result<(), sqlx::Error> {
+    let depths = queue_depths(state).await?;
     for kind in ["udf", "ingest"] {
-        let (depth, age) = rows
+        let (depth, age) = depths
             .iter()
-            .find(|(k, _, _)| k == kind)
-            .map_or((0.0, 0.0), |(_, n, age)| (*n as f64, *age));
+            .find(|d| d.kind == kind)
+            .map_or((0.0, 0.0), |d| (d.queued as f64, d.oldest_seconds));
         trace_common::metrics::gauge!("trace_tasks_queued", "kind" => kind).set(depth);
         trace_common::metrics::gauge!("trace_tasks_queued_oldest_seconds", "kind" => kind).set(age);
     }

@@ -17,14 +17,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    trace_common::telemetry::init(cli.log_json);
-    match run(cli.config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    trace_common::telemetry::service_main("trace-gateway", cli.log_json, run(cli.config)).await
 }
 
 async fn run(config: trace_gateway::Config) -> anyhow::Result<()> {

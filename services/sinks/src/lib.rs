@@ -223,7 +223,9 @@ async fn handle(pool: &PgPool, message: &Received) -> bool {
         Message::End(AttemptEnd::Commit { task_id, .. })
         | Message::End(AttemptEnd::Discard { task_id, .. }) => *task_id,
     };
-    let span = tracing::info_span!("task", trace_id = %trace_common::telemetry::task_trace(task));
+    let trace = trace_common::telemetry::task_trace(task);
+    let span = tracing::info_span!(parent: None, "buffer_message", trace_id = %trace);
+    trace_common::telemetry::root_span(&span, &trace);
     // One immediate retry covers races such as two creators of one schema.
     let result = async {
         let result = message_kind.handle(pool).await;

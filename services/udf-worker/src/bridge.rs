@@ -8,6 +8,7 @@ use std::future::Future;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// The runtime and the task's cancellation, shared by its capabilities.
 #[derive(Debug, Clone)]
@@ -16,6 +17,9 @@ pub struct Bridge {
     cancel: CancellationToken,
     /// The task's trace, which the calls made through the bridge carry on.
     trace: Option<String>,
+    /// The span the bridge was made in (the task's), the parent of what the
+    /// calls through it do.
+    span: tracing::Span,
 }
 
 impl Bridge {
@@ -25,6 +29,7 @@ impl Bridge {
             handle: Handle::current(),
             cancel,
             trace: trace_common::telemetry::current_trace(),
+            span: tracing::Span::current(),
         }
     }
 
@@ -37,6 +42,7 @@ impl Bridge {
                 out = future => Some(out),
             }
         };
+        let run = run.instrument(self.span.clone());
         match &self.trace {
             Some(id) => self
                 .handle

@@ -25,6 +25,7 @@ use trace_common::db::cluster::{Cluster, free_port};
 use trace_tests::expected;
 
 use super::client::{Gateway, count, ingest, wait_for_deliveries};
+use super::collector::{Collector, Span};
 
 /// Raw amounts above this raise an alert: 10^24.
 const THRESHOLD: &str = "1000000000000000000000000";
@@ -167,6 +168,12 @@ async fn run_end_to_end(aws: Option<&Aws<'_>>) -> Run {
         ];
         bucket.push(("--objects-bucket", BUCKET));
     }
+    // Every service exports its spans to a collector of the test's own.
+    let collector = Collector::start().await;
+    procs.env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+    ]);
     let objects = objects.to_str().unwrap().to_string();
     let url = |port: u16| format!("http://127.0.0.1:{port}");
 
@@ -486,6 +493,9 @@ async fn run_end_to_end(aws: Option<&Aws<'_>>) -> Run {
         );
     }
 
+    check_exported_trace(&collector, &trace).await;
+    lap("exported trace checked");
+
     // The queue the dispatcher used: with SQS, not one message ever went
     // into the embedded queue's table; without, every one did.
     let pool = trace_common::db::connect(&state_url, 1).await.unwrap();
@@ -504,6 +514,83 @@ async fn run_end_to_end(aws: Option<&Aws<'_>>) -> Run {
         digest: built.sha256,
         local_objects,
     }
+}
+
+/// The task's trace as exported: the worker's `task` span is its root, the
+/// requests the worker made to the dispatcher, the broker and the query
+/// service are served in spans whose parents are the worker's, every span
+/// hangs from one exported in the trace, and the sinks' spans for its
+/// records are in the same trace.
+async fn check_exported_trace(collector: &Collector, trace: &str) {
+    let services = |spans: &[Span]| {
+        let mut names: Vec<String> = spans.iter().map(|s| s.service.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let wanted = [
+        "trace-broker",
+        "trace-dispatcher",
+        "trace-query",
+        "trace-sinks",
+        "trace-udf-worker",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let spans = loop {
+        let spans = collector.trace(trace);
+        let found = services(&spans);
+        if wanted.iter().all(|w| found.iter().any(|f| f == w)) {
+            break spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trace {trace} was exported by {found:?} only"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let roots: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.service == "trace-udf-worker" && s.parent_span_id.is_empty())
+        .collect();
+    assert_eq!(roots.len(), 1, "one root task span: {spans:#?}");
+    assert_eq!(roots[0].name, "task");
+    // One tree under the task span: every other span's parent was exported
+    // too, but for the sinks' spans, which are roots of their own.
+    let ids: Vec<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    for span in &spans {
+        let root = span.parent_span_id.is_empty();
+        let own_root = span.service == "trace-sinks" && span.name == "buffer_message";
+        assert!(
+            (root && (own_root || span.span_id == roots[0].span_id))
+                || (!root && ids.contains(&span.parent_span_id.as_str())),
+            "{span:?} is not in the task's tree: {spans:#?}"
+        );
+    }
+    // The worker's calls are served as children of its spans (the broker and
+    // the query service also call the dispatcher, under their own spans).
+    let worker: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.service == "trace-udf-worker")
+        .map(|s| s.span_id.as_str())
+        .collect();
+    for service in ["trace-dispatcher", "trace-broker", "trace-query"] {
+        let served: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.service == service && s.name == "request")
+            .collect();
+        assert!(
+            served
+                .iter()
+                .any(|s| worker.contains(&s.parent_span_id.as_str())),
+            "no request span of {service} is a child of the worker's: {served:#?}"
+        );
+    }
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.service == "trace-sinks" && s.name == "buffer_message"),
+        "{spans:#?}"
+    );
 }
 
 /// A service's `/metrics` text.

@@ -137,6 +137,17 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
         }
         JobCommand::List => {
             let jobs: Vec<Job> = client.get("/v1/jobs").await?;
+            if jobs.is_empty() {
+                crate::outln!("no jobs");
+                return Ok(());
+            }
+            crate::outln!(
+                "{:<36}  {:<9} {:<7} {}  COMPONENT",
+                "JOB",
+                "STATE",
+                "KIND",
+                "BLOCKS"
+            );
             for job in jobs {
                 let what = job
                     .component
@@ -167,10 +178,14 @@ pub(crate) async fn wait(client: &Client, id: Uuid) -> Result<(), Error> {
         let (job, sunk) = (&status.job, &status.sunk);
         let p = &job.progress;
         let done = p.succeeded + p.failed + p.dead + p.cancelled;
-        let line = format!(
-            "job {id}: tasks {done}/{}, records sunk {}/{}, alerts {}/{}",
-            p.total, sunk.records, job.records_published, sunk.alerts, job.alerts_published
-        );
+        // Ingest writes blocks itself; only UDF jobs publish through the sinks.
+        let line = match job.kind {
+            JobKind::Ingest => format!("job {id}: tasks {done}/{}", p.total),
+            JobKind::Udf => format!(
+                "job {id}: tasks {done}/{}, records sunk {}/{}, alerts {}/{}",
+                p.total, sunk.records, job.records_published, sunk.alerts, job.alerts_published
+            ),
+        };
         if line != last {
             crate::outln!("{line}");
             last = line;

@@ -5,7 +5,7 @@ use std::io::Read as _;
 
 use trace_cli::{ClientError, Error};
 
-use super::support::{cli, data_dir, start_dev};
+use super::support::{cli, data_dir, start_dev, trace};
 
 /// Logs in the raw `logs/<n>.json.gz`, counted here.
 fn raw_log_count(block: u64) -> i64 {
@@ -24,15 +24,38 @@ async fn commands_use_the_dev_credentials_and_report_gateway_errors() {
     let home = tempfile::tempdir().unwrap();
     let dev = start_dev(home.path()).await;
 
+    let empty = trace(home.path(), &["job", "list"]).await;
+    assert!(empty.success, "{empty:?}");
+    assert_eq!(empty.stdout, "no jobs\n");
+
     // 10000000 is a recorded block with complete logs (but no full block).
-    cli(
+    let ingest = trace(
         home.path(),
         &[
             "ingest", "--from", "10000000", "--to", "10000000", "--tables", "logs", "--wait",
         ],
     )
-    .await
-    .expect("ingest succeeds");
+    .await;
+    assert!(ingest.success, "ingest succeeds: {ingest:?}");
+    let lines: Vec<&str> = ingest.stdout.lines().collect();
+    let job = lines[0].split_whitespace().nth(2).unwrap();
+    // An ingest job's progress names tasks only: it publishes nothing to the sinks.
+    assert!(
+        lines.contains(&format!("job {job}: tasks 1/1").as_str()),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last(), Some(&format!("job {job} succeeded").as_str()));
+    assert!(!ingest.stdout.contains("sunk"), "{lines:?}");
+
+    let listed = trace(home.path(), &["job", "list"]).await;
+    let rows: Vec<Vec<&str>> = listed
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "a header and the job: {listed:?}");
+    assert_eq!(rows[0], ["JOB", "STATE", "KIND", "BLOCKS", "COMPONENT"]);
+    assert_eq!(rows[1], [job, "succeeded", "ingest", "10000000..=10000000"]);
     let pool = trace_common::db::connect(&dev.data_database_url, 2)
         .await
         .unwrap();

@@ -307,3 +307,48 @@ async fn a_task_left_queued_too_long_is_woken_again_once() {
         0
     );
 }
+
+#[tokio::test]
+async fn the_oldest_queued_age_survives_re_sent_wake_ups_and_restarts_on_release() {
+    let d = start(settings(30_000, 3)).await;
+    let job = d.client.create_job(&ingest(1, 2, 1)).await.unwrap();
+    let ids = task_ids(&d.pool, job.id).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    // The reconciler re-sends both wake-ups, touching both tasks.
+    let resent = trace_dispatcher::reaper::reconcile_once(&d.state, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(resent, 2);
+    let depths = trace_dispatcher::reaper::queue_depths(&d.state)
+        .await
+        .unwrap();
+    assert_eq!(depths.len(), 1, "{depths:?}");
+    assert_eq!((depths[0].kind.as_str(), depths[0].queued), ("ingest", 2));
+    assert!(depths[0].oldest_seconds >= 1.5, "{depths:?}");
+
+    // Claimed and released, a task is queued anew; the other is still the oldest.
+    trace_dispatcher::relay::relay_once(&d.state).await.unwrap();
+    let lease = d.client.claim(ids[0], "w").await.unwrap().unwrap();
+    let depths = trace_dispatcher::reaper::queue_depths(&d.state)
+        .await
+        .unwrap();
+    assert_eq!(depths[0].queued, 1);
+    d.client.release(ids[0], lease.attempt).await.unwrap();
+    let (fresh,): (f64,) = sqlx::query_as(
+        "select extract(epoch from now() - queued_at)::float8 from tasks where id = $1",
+    )
+    .bind(ids[0])
+    .fetch_one(&d.pool)
+    .await
+    .unwrap();
+    assert!(
+        fresh < 1.0,
+        "the released task was queued again just now: {fresh}"
+    );
+    let depths = trace_dispatcher::reaper::queue_depths(&d.state)
+        .await
+        .unwrap();
+    assert_eq!(depths[0].queued, 2);
+    assert!(depths[0].oldest_seconds >= 1.5, "{depths:?}");
+}
