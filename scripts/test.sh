@@ -37,7 +37,9 @@ step "Example UDFs (wasm32-wasip2)"
 # them (each service has integration tests) with the features the tests
 # unify, so this is the build the test step reuses; a separate
 # `cargo build --bins` would resolve features without the dev-dependencies
-# and build wasmtime and every crate above it a second time.
+# and build wasmtime and every crate above it a second time. The cost: no
+# step builds the binaries with production features alone (clippy
+# --all-targets unifies the dev-dependencies' features too).
 step "Service binaries and tests"
 cargo test --workspace --no-run
 

@@ -2,6 +2,8 @@
 -- task: `updated_at` cannot tell it, as the reconciler touches it on every
 -- wake-up it re-sends. A trigger sets it on every path into `queued`.
 alter table tasks add column queued_at timestamptz;
+-- Tasks queued before this migration have only `updated_at`, which may be
+-- younger than their real wait; they count from it until next queued.
 update tasks set queued_at = updated_at where state = 'queued';
 
 create function tasks_set_queued_at() returns trigger language plpgsql as $$

@@ -24,9 +24,10 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 pub use otlp::ExportError;
 
@@ -39,12 +40,7 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Whether spans are exported.
-    pub fn exports(&self) -> bool {
-        self.provider.is_some()
-    }
-
-    /// Flushes and stops the exporter (within the SDK's export timeout).
+    /// Flushes and stops the exporter (the SDK gives up after 5 s).
     pub async fn shutdown(self) {
         if let Some(provider) = self.provider {
             let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
@@ -55,33 +51,40 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber: an env filter from `RUST_LOG` (default
-/// `info`), JSON lines when `json` is set, human-readable lines otherwise,
-/// and span export as `service` when the environment configures an OTLP
-/// endpoint ([`otlp`]). Call it inside the tokio runtime. A second call
-/// installs nothing and exports nothing.
+/// Installs the global subscriber: log lines filtered by `RUST_LOG`
+/// (default `info`), JSON when `json` is set, human-readable otherwise; and
+/// when the environment configures an OTLP endpoint ([`otlp`]), span export
+/// as `service`, filtered apart from the logs (spans at `info` and above, so
+/// a quieter `RUST_LOG` does not break traces). Call it inside the tokio
+/// runtime. A second call installs nothing and exports nothing.
 pub fn init(service: &str, json: bool) -> Result<Telemetry, ExportError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Two layers, one of them absent: each is typed for its place in the stack.
     let compact = (!json).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .compact()
+            .with_filter(filter())
     });
     let json = json.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .json()
+            .with_filter(filter())
     });
     let (provider, tracer) = match otlp::tracer(service)? {
         Some((provider, tracer)) => (Some(provider), Some(tracer)),
         None => (None, None),
     };
+    let spans = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(LevelFilter::INFO)
+    });
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(json)
         .with(compact)
-        .with(tracer.map(|t| tracing_opentelemetry::layer().with_tracer(t)))
+        .with(spans)
         .try_init()
         .is_ok();
     Ok(Telemetry {
@@ -141,6 +144,11 @@ pub async fn trace_new_request(request: Request, next: Next) -> Response {
 }
 
 async fn serve_traced(parent: Option<Parent>, request: Request, next: Next) -> Response {
+    // Probes and scrapes come every few seconds from outside any trace; a
+    // root span for each would swamp the traces worth exporting.
+    if matches!(request.uri().path(), "/healthz" | "/metrics") {
+        return next.run(request).await;
+    }
     let id = match &parent {
         Some(parent) => parent.trace.clone(),
         None => format!("{:032x}", rand::random::<u128>() | 1),

@@ -131,8 +131,11 @@ pub async fn reconcile_once(state: &AppState, waited: Duration) -> Result<u64, s
 /// has been queued (seconds; 0 when none is).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueDepth {
+    /// `udf` or `ingest`.
     pub kind: String,
+    /// How many are queued.
     pub queued: i64,
+    /// Since when the longest-queued of them has been queued.
     pub oldest_seconds: f64,
 }
 

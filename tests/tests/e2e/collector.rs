@@ -20,8 +20,11 @@ use prost::Message as _;
 pub struct Span {
     /// The exporting process's `service.name`.
     pub service: String,
+    /// The span's name (`task`, `request`, ...).
     pub name: String,
+    /// 32 hex digits.
     pub trace_id: String,
+    /// 16 hex digits.
     pub span_id: String,
     /// Empty for a root span.
     pub parent_span_id: String,
@@ -92,6 +95,7 @@ async fn receive(State(spans): State<Spans>, body: Bytes) -> impl IntoResponse {
     (StatusCode::OK, protobuf, answer)
 }
 
+/// Lowercase hex, as trace ids are written.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -141,25 +141,28 @@ pub(super) async fn run(cli: &Cli, command: &JobCommand) -> Result<(), Error> {
                 crate::outln!("no jobs");
                 return Ok(());
             }
+            let ranges: Vec<String> = jobs
+                .iter()
+                .map(|job| format!("{}..={}", job.from_block, job.to_block))
+                .collect();
+            let width = ranges.iter().map(String::len).max().unwrap_or(0);
             crate::outln!(
-                "{:<36}  {:<9} {:<7} {}  COMPONENT",
+                "{:<36}  {:<9} {:<7} {:<width$}  COMPONENT",
                 "JOB",
                 "STATE",
                 "KIND",
                 "BLOCKS"
             );
-            for job in jobs {
+            for (job, range) in jobs.iter().zip(&ranges) {
                 let what = job
                     .component
                     .as_ref()
                     .map(|c| format!("{}@{}", c.name, c.version));
                 crate::outln!(
-                    "{}  {:<9} {:<7} {}..={}  {}",
+                    "{}  {:<9} {:<7} {range:<width$}  {}",
                     job.id,
                     state_name(job.state),
                     kind_name(job.kind),
-                    job.from_block,
-                    job.to_block,
                     what.unwrap_or_default()
                 );
             }

@@ -147,35 +147,19 @@ impl Cluster {
             .psql()
             .args(["-c", "select datname from pg_database"])
             .output();
-        match out {
-            Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(str::to_owned)
-                .collect()),
-            Ok(o) => Err(ClusterError::Command {
-                command: "psql".into(),
-                detail: String::from_utf8_lossy(&o.stderr).trim().to_owned(),
-            }),
-            Err(e) => Err(ClusterError::Command {
-                command: "psql".into(),
-                detail: e.to_string(),
-            }),
-        }
+        let out = checked("psql", out)?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect())
     }
 
-    /// Drops each of `databases` that exists, disconnecting its sessions.
-    /// Each is its own statement: `drop database` refuses a transaction.
-    pub fn drop_databases(&self, databases: &[String]) -> Result<(), ClusterError> {
-        for chunk in databases.chunks(64) {
-            let mut cmd = self.psql();
-            for database in chunk {
-                let quoted = database.replace('"', "\"\"");
-                cmd.arg("-c")
-                    .arg(format!("drop database if exists \"{quoted}\" with (force)"));
-            }
-            run(&mut cmd)?;
-        }
-        Ok(())
+    /// Drops `database` if it exists. A database someone is connected to is
+    /// not dropped: that is an error, and the connections are left alone.
+    pub fn drop_database(&self, database: &str) -> Result<(), ClusterError> {
+        let quoted = database.replace('"', "\"\"");
+        let sql = format!("drop database if exists \"{quoted}\"");
+        checked("psql", self.psql().arg("-c").arg(sql).output()).map(drop)
     }
 
     /// `psql` on the `postgres` database, unaligned tuples only, ready for
@@ -295,15 +279,25 @@ fn running_as_root() -> bool {
 
 fn run(cmd: &mut Command) -> Result<(), ClusterError> {
     let command = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| ClusterError::Command {
-        command: command.clone(),
+    checked(&command, cmd.output()).map(drop)
+}
+
+/// The output of `command` if it ran and exited successfully.
+fn checked(
+    command: &str,
+    out: std::io::Result<std::process::Output>,
+) -> Result<std::process::Output, ClusterError> {
+    let out = out.map_err(|e| ClusterError::Command {
+        command: command.to_owned(),
         detail: e.to_string(),
     })?;
     if out.status.success() {
-        Ok(())
+        Ok(out)
     } else {
-        let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        Err(ClusterError::Command { command, detail })
+        Err(ClusterError::Command {
+            command: command.to_owned(),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 

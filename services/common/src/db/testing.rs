@@ -44,8 +44,10 @@ fn shared() -> &'static Shared {
     })
 }
 
-/// Drops the databases of test processes that are no longer running. A
-/// failure only leaves them for a later process to drop.
+/// Drops the databases of test processes that are no longer running. One
+/// that still has a connection is left (its owner may live where this
+/// process cannot see it, in another PID namespace say), as is any whose
+/// drop fails: a later process tries again.
 fn drop_abandoned(cluster: &Cluster) {
     // Liveness is read from /proc; without it nothing is known to be dead.
     if !std::path::Path::new("/proc/self").exists() {
@@ -54,12 +56,10 @@ fn drop_abandoned(cluster: &Cluster) {
     let Ok(databases) = cluster.databases() else {
         return;
     };
-    let abandoned: Vec<String> = databases
-        .into_iter()
-        .filter(|name| owner(name).is_some_and(|pid| !is_alive(pid)))
-        .collect();
-    if let Err(e) = cluster.drop_databases(&abandoned) {
-        eprintln!("could not drop the databases of finished tests: {e}");
+    for database in databases {
+        if owner(&database).is_some_and(|pid| !is_alive(pid)) {
+            let _ = cluster.drop_database(&database);
+        }
     }
 }
 
@@ -71,6 +71,7 @@ fn owner(database: &str) -> Option<u32> {
     rest.split_once('_')?.0.parse().ok()
 }
 
+/// Whether process `pid` runs (in this PID namespace).
 fn is_alive(pid: u32) -> bool {
     pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -111,7 +112,44 @@ pub async fn fresh_pools() -> (PgPool, PgPool) {
 
 #[cfg(test)]
 mod tests {
-    use super::owner;
+    use super::{drop_abandoned, owner, shared};
+
+    /// A finished process's databases go, a live one's stay, and so does a
+    /// finished one's database that still has a connection.
+    #[tokio::test]
+    async fn the_databases_of_finished_processes_are_dropped_unless_in_use() {
+        let (own, _) = super::fresh_databases().await;
+        let cluster = &shared().cluster;
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let dead = child.id();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (gone, kept, busy) = (
+            format!("state_p{dead}_{id}"),
+            format!("data_p{}_{id}", std::process::id()),
+            format!("data_p{dead}_{id}"),
+        );
+        for database in [&gone, &kept, &busy] {
+            cluster.create_database(database).unwrap();
+        }
+        let holder = crate::db::connect(&cluster.url(&busy), 1).await.unwrap();
+        sqlx::query("select 1").execute(&holder).await.unwrap();
+
+        drop_abandoned(cluster);
+        let names = cluster.databases().unwrap();
+        assert!(!names.contains(&gone), "{names:?}");
+        assert!(names.contains(&kept) && names.contains(&busy), "{names:?}");
+        let own = own.rsplit('/').next().unwrap();
+        assert!(
+            names.iter().any(|n| n == own),
+            "this process's own: {names:?}"
+        );
+
+        holder.close().await;
+        for database in [&kept, &busy] {
+            cluster.drop_database(database).unwrap();
+        }
+    }
 
     #[test]
     fn owner_reads_the_pid_from_a_test_database_name() {
