@@ -111,32 +111,11 @@ impl Cluster {
 
     /// Creates `database` unless it exists.
     pub fn create_database(&self, database: &str) -> Result<(), ClusterError> {
-        let out = pg_command(&self.bin, "psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .args(["-d", "postgres", "-tAc"])
-            .arg(format!(
-                "select 1 from pg_database where datname = '{database}'"
-            ))
-            .output();
-        let exists = matches!(&out, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "1");
+        let exists = self
+            .databases()
+            .is_ok_and(|names| names.iter().any(|n| n == database));
         if !exists {
-            run(pg_command(&self.bin, "createdb")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    "postgres",
-                ])
-                .arg(database))?;
+            run(self.client("createdb").arg(database))?;
         }
         Ok(())
     }
@@ -165,16 +144,16 @@ impl Cluster {
     /// `psql` on the `postgres` database, unaligned tuples only, ready for
     /// `-c` arguments.
     fn psql(&self) -> Command {
-        let mut cmd = pg_command(&self.bin, "psql");
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "postgres",
-        ])
-        .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qtA"]);
+        let mut cmd = self.client("psql");
+        cmd.args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qtA"]);
+        cmd
+    }
+
+    /// The client program `tool`, connecting to this cluster as `postgres`.
+    fn client(&self, tool: &str) -> Command {
+        let mut cmd = pg_command(&self.bin, tool);
+        let port = self.port.to_string();
+        cmd.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"]);
         cmd
     }
 
