@@ -69,18 +69,22 @@ impl Setup {
             .collect()
     }
 
-    /// The raw SQS bodies waiting on the queue, received with a short
-    /// visibility so they come back.
-    async fn raw_bodies(&self) -> Vec<serde_json::Value> {
-        let url = self
-            .sqs
+    /// The URL of the test's SQS queue.
+    async fn queue_url(&self) -> String {
+        self.sqs
             .get_queue_url()
             .queue_name(format!("trace-test-{QUEUE}"))
             .send()
             .await
             .unwrap()
             .queue_url
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The raw SQS bodies waiting on the queue, received with a short
+    /// visibility so they come back.
+    async fn raw_bodies(&self) -> Vec<serde_json::Value> {
+        let url = self.queue_url().await;
         let out = self
             .sqs
             .receive_message()
@@ -222,15 +226,7 @@ async fn a_forged_claim_is_refused_at_send_and_never_reads_or_deletes_its_object
     );
 
     // Put straight on SQS: never handed out, and the object stays.
-    let url = s
-        .sqs
-        .get_queue_url()
-        .queue_name(format!("trace-test-{QUEUE}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let url = s.queue_url().await;
     s.sqs
         .send_message()
         .queue_url(url)
